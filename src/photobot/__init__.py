@@ -1,0 +1,1 @@
+"""Photobot: the backend of AI photo booths."""

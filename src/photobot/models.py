@@ -1,0 +1,338 @@
+"""The data model: every fact that must survive a crash.
+
+The job row is the queue: the dispatcher claims jobs by `(state, next_attempt_at)` and moves them along
+`pending → submitting → waiting → finishing → completed | failed` with conditional updates (see `jobs/states.py`).
+Credits are an append-only ledger next to a cached balance on the account row; `grant`, `reserve` and
+`release` rows carry the delta, a `settle` row (delta 0) marks a reservation as spent. So for every account:
+balance == sum(ledger.delta), and each job has one `reserve` and at most one of `settle` / `release`
+(a unique index on `(job_id, reason)` makes "exactly once" a database fact, not a hope).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_type=sa.JSON, nullable=False)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_public_id() -> str:
+    """Unguessable id for the guest page (/p/{public_id}); 128 bits."""
+    return secrets.token_urlsafe(16)
+
+
+class JobState(StrEnum):
+    pending = "pending"
+    submitting = "submitting"
+    waiting = "waiting"
+    finishing = "finishing"
+    completed = "completed"
+    failed = "failed"
+
+    @property
+    def public(self) -> str:
+        """The status clients see (seed 001): pending, processing, completed, failed."""
+        if self in (JobState.submitting, JobState.waiting, JobState.finishing):
+            return "processing"
+        return self.value
+
+    @property
+    def final(self) -> bool:
+        return self in (JobState.completed, JobState.failed)
+
+
+class TokenScope(StrEnum):
+    event = "event"
+    app = "app"
+    admin = "admin"
+
+
+class LedgerReason(StrEnum):
+    grant = "grant"
+    reserve = "reserve"
+    settle = "settle"
+    release = "release"
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    credits: int = Field(default=0, ge=0)
+    granted_total: int = Field(default=0, ge=0)
+    # branding for guest pages and messages
+    title: str | None = Field(default=None, max_length=200)
+    logo_url: str | None = Field(default=None, max_length=1000)
+    primary_color: str | None = Field(default=None, max_length=20)
+    footer_text: str | None = Field(default=None, max_length=500)
+    language: str = Field(default="en", max_length=10)
+    # notifications: extra Apprise URLs for every photo (push, kiosk backends) and for organiser alerts
+    notify_urls: list[str] = _json(list)
+    alert_urls: list[str] = _json(list)
+    notify_on_failure: bool = False
+    templates: dict[str, str] = _json(dict)
+    created_at: datetime = _created()
+
+    __table_args__ = (sa.CheckConstraint("credits >= 0", name="ck_events_credits_nonneg"),)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(max_length=200, unique=True)
+    credits: int = Field(default=0, ge=0)
+    granted_total: int = Field(default=0, ge=0)
+    created_at: datetime = _created()
+
+    __table_args__ = (sa.CheckConstraint("credits >= 0", name="ck_users_credits_nonneg"),)
+
+
+class Style(SQLModel, table=True):
+    __tablename__ = "styles"
+
+    id: str = Field(primary_key=True, max_length=64)  # slug such as pb_a
+    name: str = Field(max_length=200)
+    prompt: str
+    model: str = Field(default="nano-banana-pro", max_length=100)
+    provider: str | None = Field(default=None, max_length=20)  # None: the configured default
+    aspect_ratio: str | None = Field(default=None, max_length=10)
+    resolution: str | None = Field(default=None, max_length=10)
+    output_format: str | None = Field(default=None, max_length=10)
+    cost: int = Field(default=1, ge=0)
+    reference_keys: list[str] = _json(list)
+    active: bool = True
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class ProviderKey(SQLModel, table=True):
+    __tablename__ = "provider_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=20, index=True)
+    secret: str = Field(max_length=500)
+    label: str | None = Field(default=None, max_length=200)
+    active: bool = True
+    last_used_at: datetime | None = _ts()
+    cooldown_until: datetime | None = _ts()
+    failure_count: int = 0
+    disabled_reason: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _created()
+
+    __table_args__ = (sa.UniqueConstraint("provider", "secret", name="uq_provider_keys_secret"),)
+
+    @property
+    def masked(self) -> str:
+        return "…" + self.secret[-4:]
+
+
+class ClientToken(SQLModel, table=True):
+    __tablename__ = "client_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)  # sha256 hex; the token itself is never stored
+    scope: str = Field(max_length=10)
+    event_id: int | None = Field(default=None, foreign_key="events.id")
+    label: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _created()
+    revoked_at: datetime | None = _ts()
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+
+    id: str = Field(default_factory=new_job_id, primary_key=True, max_length=32)
+    public_id: str = Field(default_factory=new_public_id, unique=True, max_length=32)
+    event_id: int | None = Field(default=None, foreign_key="events.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    token_id: int | None = Field(default=None, foreign_key="client_tokens.id")
+    style_id: str = Field(max_length=64)
+    cost: int = 1
+    # every generation parameter, for reproducibility
+    provider: str = Field(max_length=20)
+    model: str = Field(max_length=100)
+    prompt: str
+    aspect_ratio: str | None = Field(default=None, max_length=10)
+    resolution: str | None = Field(default=None, max_length=10)
+    output_format: str | None = Field(default=None, max_length=10)
+    input_key: str = Field(max_length=300)
+    reference_keys: list[str] = _json(list)
+    provider_task_id: str | None = Field(default=None, max_length=200)
+    provider_key_id: int | None = Field(default=None, foreign_key="provider_keys.id")
+    provider_meta: dict[str, Any] = _json(dict)  # e.g. fal's status_url / response_url
+    # state machine
+    state: str = Field(default=JobState.pending, max_length=12)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = _ts()
+    deadline_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = Field(default=None, max_length=1000)
+    # guest
+    guest_id: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=20)
+    # idempotency (unique per token)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    request_hash: str | None = Field(default=None, max_length=64)
+    # result
+    result_key: str | None = Field(default=None, max_length=300)
+    result_content_type: str | None = Field(default=None, max_length=50)
+    result_urls: list[str] = _json(list)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+    submitted_at: datetime | None = _ts()
+    callback_at: datetime | None = _ts()
+    completed_at: datetime | None = _ts()
+    purged_at: datetime | None = _ts()
+
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "provider_task_id", name="uq_jobs_provider_task"),
+        sa.UniqueConstraint("token_id", "idempotency_key", name="uq_jobs_idempotency"),
+        sa.Index("ix_jobs_due", "state", "next_attempt_at"),
+        sa.Index("ix_jobs_task", "provider_task_id"),
+        sa.CheckConstraint(
+            "(event_id IS NULL) <> (user_id IS NULL)", name="ck_jobs_one_owner"
+        ),
+    )
+
+    @property
+    def job_state(self) -> JobState:
+        return JobState(self.state)
+
+
+class JobTransition(SQLModel, table=True):
+    """History of a job's states, for operators (admin `jobs show`)."""
+
+    __tablename__ = "job_transitions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="jobs.id", index=True, max_length=32)
+    from_state: str | None = Field(default=None, max_length=12)
+    to_state: str = Field(max_length=12)
+    note: str | None = Field(default=None, max_length=500)
+    at: datetime = _created()
+
+
+class CreditLedger(SQLModel, table=True):
+    __tablename__ = "credit_ledger"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int | None = Field(default=None, foreign_key="events.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    job_id: str | None = Field(default=None, foreign_key="jobs.id", max_length=32)
+    delta: int
+    reason: str = Field(max_length=10)
+    note: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _created()
+
+    __table_args__ = (
+        sa.UniqueConstraint("job_id", "reason", name="uq_ledger_job_reason"),
+        sa.CheckConstraint("(event_id IS NULL) <> (user_id IS NULL)", name="ck_ledger_one_account"),
+    )
+
+
+class WebhookEvent(SQLModel, table=True):
+    __tablename__ = "webhook_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=20)
+    task_id: str = Field(max_length=200)
+    outcome: str = Field(max_length=20)  # success | fail
+    job_id: str | None = Field(default=None, max_length=32, index=True)
+    received_at: datetime = _created()
+    payload: dict[str, Any] = _json(dict)
+
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "task_id", "outcome", name="uq_webhook_events_task_outcome"),
+    )
+
+
+class Notification(SQLModel, table=True):
+    __tablename__ = "notifications"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="jobs.id", max_length=32, index=True)
+    channel: str = Field(max_length=64)  # email | whatsapp | push:<n> | ...
+    kind: str = Field(default="ready", max_length=20)  # ready | failed
+    target: str = Field(max_length=1000)
+    state: str = Field(default="pending", max_length=10)  # pending | sending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    lease_until: datetime | None = _ts()
+    last_error: str | None = Field(default=None, max_length=1000)
+    sent_at: datetime | None = _ts()
+    created_at: datetime = _created()
+
+    __table_args__ = (
+        sa.UniqueConstraint("job_id", "channel", name="uq_notifications_job_channel"),
+        sa.Index("ix_notifications_due", "state", "next_attempt_at"),
+    )
+
+
+class CreditAlert(SQLModel, table=True):
+    """One row per event and threshold crossed (50, 25, 0 % of granted credits): alerts fire once."""
+
+    __tablename__ = "credit_alerts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="events.id")
+    threshold: int
+    state: str = Field(default="pending", max_length=10)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _created()
+    sent_at: datetime | None = _ts()
+
+    __table_args__ = (sa.UniqueConstraint("event_id", "threshold", name="uq_credit_alerts_threshold"),)
+
+
+metadata = SQLModel.metadata

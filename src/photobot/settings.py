@@ -1,0 +1,193 @@
+"""Configuration: every knob is a `PHOTOBOT_*` environment variable (also read from `.env`).
+
+One `Settings` object is built at start-up and passed explicitly to whatever needs it; nothing reads the
+environment after that. `.env.example` documents every field with its default.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_KIE_RESULT_HOSTS = ("tempfile.aiquickdraw.com", "tempfile.redpandaai.co", "file.kie.ai")
+DEFAULT_FAL_RESULT_HOSTS = ("fal.media", "v3.fal.media", "v3b.fal.media", "storage.googleapis.com")
+
+
+class ProviderName(StrEnum):
+    kie = "kie"
+    fal = "fal"
+    simulator = "simulator"
+
+
+def _split_csv(value: object) -> object:
+    """Accept `a,b,c` (the documented form) as well as a real list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+CsvSecrets = Annotated[list[SecretStr], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PHOTOBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- process -------------------------------------------------------------------------------
+    env: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    var_dir: Path = Path("var")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # --- stores --------------------------------------------------------------------------------
+    database_url: str = ""  # default: sqlite+aiosqlite under var_dir (see resolved)
+    redis_url: str | None = None
+    redis_timeout_s: float = Field(0.25, gt=0)
+    storage_url: str = ""  # default: file:// under var_dir/media
+
+    # --- secrets -------------------------------------------------------------------------------
+    secret_key: SecretStr | None = None
+    old_secret_keys: CsvSecrets = Field(default_factory=list)
+
+    # --- providers -----------------------------------------------------------------------------
+    provider: ProviderName | None = None  # default: kie when a kie key is configured, else simulator
+    kie_api_keys: CsvSecrets = Field(default_factory=list)
+    kie_base_url: str = "https://api.kie.ai"
+    kie_upload_base_url: str = "https://kieai.redpandaai.co"
+    kie_result_hosts: CsvList = Field(default_factory=lambda: list(DEFAULT_KIE_RESULT_HOSTS))
+    kie_webhook_hmac_key: SecretStr | None = None
+    kie_input_upload: Literal["auto", "always", "never"] = "auto"
+    kie_confirm_results: bool = True
+    kie_rate_limit: int = Field(20, ge=1)
+    kie_rate_window_s: float = Field(10.0, gt=0)
+    fal_key: SecretStr | None = None
+    fal_queue_url: str = "https://queue.fal.run"
+    fal_rest_url: str = "https://rest.fal.ai"
+    fal_jwks_url: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+    fal_result_hosts: CsvList = Field(default_factory=lambda: list(DEFAULT_FAL_RESULT_HOSTS))
+    fal_model: str = "fal-ai/nano-banana-pro/edit"
+    provider_connect_timeout_s: float = Field(5.0, gt=0)
+    provider_timeout_s: float = Field(30.0, gt=0)
+    allow_private_networks: bool = False
+
+    # --- simulator (the stand-in for kie.ai) ---------------------------------------------------
+    simulator_port: int = Field(0, ge=0, le=65535)  # 0: pick a free port when run in-process
+    simulator_callback_delay_s: float = Field(2.0, ge=0)
+
+    # --- jobs ----------------------------------------------------------------------------------
+    job_timeout_s: int = Field(300, ge=10)
+    reconcile_after_s: int = Field(45, ge=1)
+    max_image_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(40_000_000, ge=1)
+    max_long_side: int = Field(2048, ge=64)
+    max_result_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    submit_rate_limit: str = "60/minute"
+    callback_rate_limit: str = "120/minute"
+    worker_concurrency: int = Field(16, ge=1)
+    lease_s: int = Field(60, ge=5)
+    poll_interval_s: float = Field(1.0, gt=0)
+    signed_url_ttl_s: int = Field(3600, ge=60)
+    result_ttl_days: int = Field(30, ge=1)
+    input_ttl_hours: int = Field(24, ge=1)
+
+    # --- notifications -------------------------------------------------------------------------
+    smtp_url: SecretStr | None = None
+    whatsapp_token: SecretStr | None = None
+    whatsapp_from: str | None = None
+    whatsapp_template: str | None = None
+
+    @field_validator("old_secret_keys", "kie_api_keys", "kie_result_hosts", "fal_result_hosts", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("public_base_url", "kie_base_url", "kie_upload_base_url", "fal_queue_url", "fal_rest_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("file", "s3"):
+            raise ValueError("must start with file:// or s3://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_secret(self) -> Settings:
+        if self.env == "production" and self.secret_key is None:
+            raise ValueError("PHOTOBOT_SECRET_KEY is required when PHOTOBOT_ENV=production")
+        return self
+
+    # --- derived values ------------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        url = self.database_url or f"sqlite+aiosqlite:///{self.var_dir / 'photobot.db'}"
+        if url.startswith("postgresql://"):
+            url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+        if url.startswith("sqlite://"):
+            url = "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+        return url
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{(self.var_dir / 'media').resolve()}"
+
+    @property
+    def resolved_provider(self) -> ProviderName:
+        if self.provider is not None:
+            return self.provider
+        return ProviderName.kie if self.kie_api_keys else ProviderName.simulator
+
+    def secret_keys(self) -> list[str]:
+        """The signing secrets, newest first (itsdangerous tries each; the first signs)."""
+        current = self.secret_key.get_secret_value() if self.secret_key else self._dev_secret()
+        return [current, *(s.get_secret_value() for s in self.old_secret_keys)]
+
+    def _dev_secret(self) -> str:
+        """A generated key persisted under var/ so restarts keep signed links valid (development only)."""
+        path = self.var_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+class SettingsError(Exception):
+    """A configuration value is wrong; the message names the variable in one line."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (and `.env`), turning validation errors into one line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = "_".join(str(p) for p in first["loc"]).upper()
+        name = f"PHOTOBOT_{loc}" if loc else "settings"
+        message = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"{name}: {message}") from None
