@@ -1,0 +1,52 @@
+"""Operator actions on notifications (the CLI's `photobot jobs resend`)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from photobot.db import Database
+from photobot.models import Event, Job, JobState, Notification, utcnow
+from photobot.notify.planning import plan_notifications
+from photobot.settings import Settings
+
+
+class NotificationNotFound(LookupError):
+    """No such job, or the job has no notification on that channel (and none applies now)."""
+
+
+async def resend_notification(
+    database: Database, job_id: str, channel: str, *, settings: Settings | None = None
+) -> Notification:
+    """Queue `channel` of a job again on purpose, even when it was already sent; returns the reset row.
+
+    `job_id` may also be the job's public id. When the job has no row for the channel (say SMTP was not
+    configured when it finished) and `settings` are given, the row is planned now if the channel applies.
+    The Notifier picks the row up on its next pass.
+    """
+    async with database.session() as session:
+        job = await session.get(Job, job_id)
+        if job is None:
+            job = (await session.execute(sa.select(Job).where(Job.public_id == job_id))).scalars().first()
+        if job is None:
+            raise NotificationNotFound(f"job {job_id} not found")
+        row = await _row(session, job.id, channel)
+        if row is None and settings is not None and job.state in (JobState.completed, JobState.failed):
+            event = await session.get(Event, job.event_id) if job.event_id is not None else None
+            kind = "ready" if job.state == JobState.completed else "failed"
+            await plan_notifications(session, job, event, settings, kind=kind)
+            row = await _row(session, job.id, channel)
+        if row is None:
+            raise NotificationNotFound(f"job {job.id} has no {channel} notification")
+        row.state = "pending"
+        row.attempts = 0
+        row.next_attempt_at = utcnow()
+        row.lease_until = None
+        row.last_error = None
+        row.sent_at = None
+        session.add(row)
+    return row
+
+
+async def _row(session: object, job_id: str, channel: str) -> Notification | None:
+    stmt = sa.select(Notification).where(Notification.job_id == job_id, Notification.channel == channel)
+    return (await session.execute(stmt)).scalars().first()  # type: ignore[attr-defined]
