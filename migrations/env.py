@@ -6,6 +6,7 @@ The URL is taken from `config.attributes["url"]` (set by `photobot.migrate`) or 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -44,7 +45,14 @@ def run() -> None:
         _do_run(connection)
         return
     url = config.attributes.get("url") or load_settings().resolved_database_url
-    asyncio.run(_run_async(url))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_run_async(url))
+        return
+    # Called from code that already runs an event loop: migrate on a thread with its own loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _run_async(url)).result()
 
 
 run()

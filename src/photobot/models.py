@@ -239,9 +239,7 @@ class Job(SQLModel, table=True):
         sa.UniqueConstraint("token_id", "idempotency_key", name="uq_jobs_idempotency"),
         sa.Index("ix_jobs_due", "state", "next_attempt_at"),
         sa.Index("ix_jobs_task", "provider_task_id"),
-        sa.CheckConstraint(
-            "(event_id IS NULL) <> (user_id IS NULL)", name="ck_jobs_one_owner"
-        ),
+        sa.CheckConstraint("(event_id IS NULL) <> (user_id IS NULL)", name="ck_jobs_one_owner"),
     )
 
     @property
@@ -291,9 +289,7 @@ class WebhookEvent(SQLModel, table=True):
     received_at: datetime = _created()
     payload: dict[str, Any] = _json(dict)
 
-    __table_args__ = (
-        sa.UniqueConstraint("provider", "task_id", "outcome", name="uq_webhook_events_task_outcome"),
-    )
+    __table_args__ = (sa.UniqueConstraint("provider", "task_id", "outcome", name="uq_webhook_events_task_outcome"),)
 
 
 class Notification(SQLModel, table=True):

@@ -181,10 +181,10 @@ class SettingsError(Exception):
     """A configuration value is wrong; the message names the variable in one line."""
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment (and `.env`), turning validation errors into one line."""
+def load_settings(*, env_file: str | None = ".env", **overrides: object) -> Settings:
+    """Build settings from the environment (and `env_file`), turning validation errors into one line."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = "_".join(str(p) for p in first["loc"]).upper()

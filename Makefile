@@ -1,0 +1,52 @@
+# Photobot: two commands do all the set-up.
+#   make run    install, migrate, load styles, create a demo event, serve on 127.0.0.1:8000
+#   make test   install dev tools, make sure PostgreSQL and Redis answer, ruff + the whole pytest suite
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+
+.PHONY: install install-dev run test test-fast lint bench chaos services browser clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q "uv==$(UV_VERSION)"
+
+install: $(UV)  ## .venv with the project and the `photobot` script (from uv.lock)
+	$(UV) sync --frozen --no-dev -q
+
+install-dev: $(UV)
+	$(UV) sync --frozen --extra dev -q
+
+run: install  ## serve on PHOTOBOT_HOST:PHOTOBOT_PORT (127.0.0.1:8000) with SQLite, local storage, simulator
+	$(BIN)/photobot bootstrap
+	$(BIN)/photobot serve
+
+services:  ## start PostgreSQL and Redis when installed but stopped
+	bash scripts/ensure-services.sh
+
+browser:  ## Debian chromium for the browser tests (installed when missing)
+	bash scripts/ensure-browser.sh
+
+lint: install-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+test: install-dev services browser lint  ## the whole suite
+	bash scripts/run-tests.sh
+
+test-fast: install-dev  ## without lint and browser set-up
+	$(BIN)/pytest -q -x -m "not browser and not slow"
+
+bench: install-dev services  ## benchmarks (figures and ratios against a bare baseline)
+	$(BIN)/python -m bench.run_all
+
+chaos: install-dev services  ## the full fault suite
+	$(BIN)/pytest -q tests/chaos --chaos-full
+
+clean:
+	rm -rf $(VENV) $(TOOLS) var .pytest_cache .ruff_cache test-output

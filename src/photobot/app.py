@@ -1,0 +1,66 @@
+"""The web application: `create_app(settings)` wires routes, error handlers and the lifespan.
+
+Where a request goes, by path:
+  /v1/jobs…          photobot/api/        kiosk and app API (intake, job status)
+  /webhooks/{kie,fal} photobot/webhooks/   provider callbacks
+  /p/…, /e/…, /kiosk photobot/pages/      guest pages, gallery, reference kiosk
+  /v1/admin/…        photobot/admin/      operator API
+  /media/…           photobot/media.py    signed local-storage links
+  /healthz, /readyz  photobot/health.py
+The dispatcher (photobot/jobs/) runs inside the same process unless `run_dispatcher=False`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from photobot import health, media
+from photobot.problems import Problem, handle_problem, problem_response
+from photobot.runtime import Runtime
+from photobot.settings import Settings
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "payload_too_large"}
+    problem = Problem(
+        exc.status_code,
+        codes.get(exc.status_code, f"http_{exc.status_code}"),
+        exc.detail if isinstance(exc.detail, str) else "Error",
+        headers=dict(exc.headers or {}),
+    )
+    return problem_response(problem, instance=request.url.path)
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    problem = Problem(500, "internal_error", "Internal server error", "Something went wrong on our side.")
+    return problem_response(problem, instance=request.url.path)
+
+
+def build_routes() -> list[BaseRoute]:
+    return [*health.routes, *media.routes]
+
+
+def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with Runtime.open(settings) as runtime:
+            app.state.runtime = runtime
+            yield
+            runtime.draining = True
+
+    app = Starlette(
+        routes=build_routes(),
+        lifespan=lifespan,
+        exception_handlers={Problem: handle_problem, HTTPException: _http_exception, Exception: _unhandled},
+    )
+    app.state.settings = settings
+    app.state.run_dispatcher = run_dispatcher
+    return app

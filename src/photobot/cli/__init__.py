@@ -1,0 +1,1 @@
+"""The `photobot` command line: one module per command group, all registered in `main.py`."""

@@ -1,0 +1,81 @@
+"""What every CLI command shares: settings, a database session, JSON output and one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import click
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from photobot.db import Database
+from photobot.services import Invalid, NotFound
+from photobot.settings import Settings, SettingsError, load_settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+
+
+def settings_from_env() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail(str(exc), code=2)
+
+
+def fail(message: str, code: int = 1) -> Any:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@asynccontextmanager
+async def session_scope(settings: Settings) -> AsyncIterator[AsyncSession]:
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            yield session
+    finally:
+        await db.close()
+
+
+def run_async(func: Callable[P, Awaitable[T]]) -> Callable[P, T]:
+    """Run an async command body; turn domain errors into one line on stderr and a non-zero exit."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return asyncio.run(func(*args, **kwargs))  # type: ignore[arg-type]
+        except (Invalid, NotFound) as exc:
+            return fail(str(exc))
+        except SettingsError as exc:
+            return fail(str(exc), code=2)
+        except OSError as exc:
+            return fail(f"cannot reach a store: {exc.__class__.__name__}: {exc.strerror or exc}")
+
+    return wrapper
+
+
+def emit(data: Any, as_json: bool, text: Callable[[Any], str] | None = None) -> None:
+    """Print `data` as JSON (nothing else on stdout) or as human text."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    elif text is not None:
+        click.echo(text(data))
+    elif isinstance(data, list):
+        for item in data:
+            click.echo(_line(item))
+    else:
+        click.echo(_line(data))
+
+
+def _line(item: Any) -> str:
+    if isinstance(item, dict):
+        return "  ".join(f"{k}={v}" for k, v in item.items() if v not in (None, [], {}))
+    return str(item)

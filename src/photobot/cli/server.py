@@ -1,0 +1,97 @@
+"""`photobot migrate | bootstrap | serve | worker`: running the service."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from photobot.cli.common import emit, json_option, session_scope, settings_from_env
+from photobot.migrate import upgrade
+from photobot.services import access as access_svc
+from photobot.services import accounts, styles
+
+DEMO_CURL = """\
+curl -sS -X POST {base}/v1/jobs \\
+  -H "Authorization: Bearer {token}" \\
+  -F image=@path/to/photo.jpg -F style=pb_a"""
+
+
+@click.command("migrate", help="Apply database migrations (Alembic) up to the newest.")
+def migrate() -> None:
+    settings = settings_from_env()
+    upgrade(settings.resolved_database_url)
+    click.echo("database is at the newest migration", err=True)
+
+
+@click.command("bootstrap", help="First-run set-up: migrate, load the default styles, create a demo event.")
+@json_option
+def bootstrap(as_json: bool) -> None:
+    settings = settings_from_env()
+    upgrade(settings.resolved_database_url)
+    result = asyncio.run(_bootstrap(settings.var_dir))
+    if as_json:
+        emit(result, True)
+        return
+    click.echo(f"styles loaded: {result['styles_loaded']}")
+    if result.get("token"):
+        click.echo(f"\nDemo event {result['event_id']} with {result['credits']} credits.")
+        click.echo(f"Kiosk token: {result['token']}\nTry it:\n")
+        click.echo(DEMO_CURL.format(base=settings.public_base_url, token=result["token"]))
+        click.echo(f"\nThen follow the job: {settings.public_base_url}/v1/jobs/<id> (same token).\n")
+
+
+async def _bootstrap(var_dir: Path) -> dict:
+    settings = settings_from_env()
+    marker = var_dir / "demo-token.txt"
+    async with session_scope(settings) as session:
+        loaded = await styles.load_default_catalogue(session)
+        result: dict = {"styles_loaded": len(loaded)}
+        if marker.exists():
+            result["token"] = marker.read_text().strip()
+            result["event_id"], result["credits"] = None, None
+            events = await accounts.list_events(session)
+            if events:
+                result["event_id"], result["credits"] = events[0].id, events[0].credits
+            return result
+        event = await accounts.create_event(session, "Demo event", 100, title="Photobot demo")
+        _, token = await access_svc.create_token(session, "event", event_id=event.id, label="demo kiosk")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(token)
+        os.chmod(marker, 0o600)
+        result.update(event_id=event.id, credits=event.credits, token=token)
+        return result
+
+
+@click.command("serve", help="Run the web app (and, unless --no-worker, the dispatcher) in one process.")
+@click.option("--host", default=None, help="Default: PHOTOBOT_HOST (127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Default: PHOTOBOT_PORT (8000).")
+@click.option("--no-worker", is_flag=True, help="Web only; run `photobot worker` processes separately.")
+@click.option("--workers", type=int, default=1, show_default=True, help="uvicorn worker processes.")
+def serve(host: str | None, port: int | None, no_worker: bool, workers: int) -> None:
+    import uvicorn
+
+    settings = settings_from_env()
+    if host:
+        os.environ["PHOTOBOT_HOST"] = host
+    if port:
+        os.environ["PHOTOBOT_PORT"] = str(port)
+    if no_worker:
+        os.environ["PHOTOBOT_RUN_DISPATCHER"] = "0"
+    from photobot.logs import uvicorn_log_config
+
+    uvicorn.run(
+        "photobot.asgi:app",
+        factory=False,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=uvicorn_log_config(settings),
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        timeout_graceful_shutdown=20,
+    )
+    sys.exit(0)

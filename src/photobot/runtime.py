@@ -1,0 +1,71 @@
+"""The process's long-lived resources, opened once and passed explicitly to whoever needs them.
+
+`Runtime.open(settings)` is used by the web app's lifespan, by `photobot worker` and by the CLI, so all three
+see the same database engine, Redis client, HTTP client and storage configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+
+from photobot.bus import Bus
+from photobot.db import Database
+from photobot.settings import Settings
+from photobot.storage import Storage, open_storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    storage: Storage
+    http: httpx.AsyncClient
+    bus: Bus
+    redis: Redis | None = None
+    extras: dict[str, Any] = field(default_factory=dict)  # parts that later layers attach (providers, ...)
+    draining: bool = False
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: Settings) -> AsyncIterator[Runtime]:
+        async with AsyncExitStack() as stack:
+            db = Database(settings.resolved_database_url)
+            stack.push_async_callback(db.close)
+            redis = None
+            if settings.redis_url:
+                redis = Redis.from_url(
+                    settings.redis_url,
+                    socket_timeout=settings.redis_timeout_s,
+                    socket_connect_timeout=settings.redis_timeout_s,
+                    health_check_interval=30,
+                )
+                stack.push_async_callback(redis.aclose)
+            http = httpx.AsyncClient(
+                timeout=httpx.Timeout(settings.provider_timeout_s, connect=settings.provider_connect_timeout_s),
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            )
+            stack.push_async_callback(http.aclose)
+            storage = open_storage(
+                settings.resolved_storage_url,
+                public_base_url=settings.public_base_url,
+                secrets=settings.secret_keys(),
+            )
+            stack.push_async_callback(storage.close)
+            bus = Bus(redis)
+            await bus.start()
+            stack.push_async_callback(bus.close)
+            if settings.allow_private_networks:
+                log.warning(
+                    "PHOTOBOT_ALLOW_PRIVATE_NETWORKS is on: http and private addresses are allowed "
+                    "for URL inputs and results. Use it for development and tests only."
+                )
+            yield cls(settings=settings, db=db, storage=storage, http=http, bus=bus, redis=redis)

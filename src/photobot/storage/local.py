@@ -1,0 +1,133 @@
+"""Local-directory storage, served by the app itself under signed, expiring URLs.
+
+The URL is `{public_base_url}/media/{key}?exp=…&sig=…`; the signature (itsdangerous, keyed by the service
+secret) covers the key and the expiry, so a link can neither be altered nor outlive its time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from itsdangerous import BadSignature, Signer
+
+from photobot.storage.base import (
+    CHUNK_SIZE,
+    ObjectNotFound,
+    StorageError,
+    StoredObject,
+    content_type_for,
+    validate_key,
+)
+
+
+class MediaSigner:
+    """Signs `(key, expiry)` pairs for media links; accepts any of the rotated secrets."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self._signers = [Signer(s, salt="photobot.media", digest_method=hashlib.sha256) for s in secrets]
+
+    def sign(self, key: str, expires_at: int) -> str:
+        return self._signers[0].get_signature(f"{key}|{expires_at}").decode()
+
+    def verify(self, key: str, expires_at: int, signature: str, *, now: float | None = None) -> bool:
+        if expires_at < (now if now is not None else time.time()):
+            return False
+        value = f"{key}|{expires_at}".encode()
+        for signer in self._signers:
+            try:
+                if signer.verify_signature(value, signature.encode()):
+                    return True
+            except BadSignature:
+                continue
+        return False
+
+
+class LocalStorage:
+    def __init__(self, root: Path, *, base_url: str, signer: MediaSigner) -> None:
+        self.root = root.resolve()
+        self.base_url = base_url.rstrip("/")
+        self.signer = signer
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, key: str) -> Path:
+        path = (self.root / validate_key(key)).resolve()
+        if not path.is_relative_to(self.root):
+            raise StorageError("invalid storage key")
+        return path
+
+    async def put_file(self, key: str, path: Path, content_type: str | None = None) -> StoredObject:
+        dest = self.path_for(key)
+        size = await asyncio.to_thread(self._copy_atomic, path, dest)
+        return StoredObject(key, size, content_type or content_type_for(key))
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> StoredObject:
+        dest = self.path_for(key)
+
+        def write() -> None:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, dest)
+
+        await asyncio.to_thread(write)
+        return StoredObject(key, len(data), content_type or content_type_for(key))
+
+    @staticmethod
+    def _copy_atomic(src: Path, dest: Path) -> int:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+        return dest.stat().st_size
+
+    async def iter_chunks(self, key: str) -> AsyncIterator[bytes]:
+        path = self.path_for(key)
+        try:
+            handle = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+        try:
+            while chunk := await asyncio.to_thread(handle.read, CHUNK_SIZE):
+                yield chunk
+        finally:
+            handle.close()
+
+    async def download_to(self, key: str, path: Path) -> None:
+        src = self.path_for(key)
+        if not src.exists():
+            raise ObjectNotFound(key)
+        await asyncio.to_thread(shutil.copyfile, src, path)
+
+    async def exists(self, key: str) -> bool:
+        return self.path_for(key).is_file()
+
+    async def delete(self, key: str) -> None:
+        self.path_for(key).unlink(missing_ok=True)
+
+    async def url(self, key: str, expires_s: int, *, filename: str | None = None) -> str:
+        validate_key(key)
+        expires_at = int(time.time()) + expires_s
+        query = {"exp": expires_at, "sig": self.signer.sign(key, expires_at)}
+        if filename:
+            query["filename"] = filename
+        return f"{self.base_url}/media/{quote(key)}?{urlencode(query)}"
+
+    def verify(self, key: str, expires_at: int, signature: str) -> bool:
+        return self.signer.verify(key, expires_at, signature)
+
+    async def check(self) -> None:
+        probe = self.root / ".readyz"
+        try:
+            await asyncio.to_thread(probe.write_bytes, b"ok")
+        except OSError as exc:
+            raise StorageError(f"media directory not writable: {exc.strerror}") from None
+
+    async def close(self) -> None:
+        return None
