@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from photobot import health, media
+from photobot.api import jobs as jobs_api
 from photobot.problems import Problem, handle_problem, problem_response
 from photobot.runtime import Runtime
 from photobot.settings import Settings
@@ -45,7 +46,7 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
 
 
 def build_routes() -> list[BaseRoute]:
-    return [*health.routes, *media.routes]
+    return [*health.routes, *media.routes, *jobs_api.routes]
 
 
 def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:

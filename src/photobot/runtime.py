@@ -17,6 +17,9 @@ from redis.asyncio import Redis
 
 from photobot.bus import Bus
 from photobot.db import Database
+from photobot.intake import ImageProcessor
+from photobot.net.fetcher import SafeFetcher
+from photobot.ratelimit import RequestLimiter
 from photobot.settings import Settings
 from photobot.storage import Storage, open_storage
 
@@ -30,6 +33,9 @@ class Runtime:
     storage: Storage
     http: httpx.AsyncClient
     bus: Bus
+    fetcher: SafeFetcher
+    images: ImageProcessor
+    limiter: RequestLimiter
     redis: Redis | None = None
     extras: dict[str, Any] = field(default_factory=dict)  # parts that later layers attach (providers, ...)
     draining: bool = False
@@ -63,9 +69,23 @@ class Runtime:
             bus = Bus(redis)
             await bus.start()
             stack.push_async_callback(bus.close)
+            fetcher = SafeFetcher.from_settings(settings)
+            stack.push_async_callback(fetcher.aclose)
+            images = ImageProcessor.from_settings(settings)
+            limiter = RequestLimiter(settings.redis_url, timeout_s=settings.redis_timeout_s)
             if settings.allow_private_networks:
                 log.warning(
                     "PHOTOBOT_ALLOW_PRIVATE_NETWORKS is on: http and private addresses are allowed "
                     "for URL inputs and results. Use it for development and tests only."
                 )
-            yield cls(settings=settings, db=db, storage=storage, http=http, bus=bus, redis=redis)
+            yield cls(
+                settings=settings,
+                db=db,
+                storage=storage,
+                http=http,
+                bus=bus,
+                fetcher=fetcher,
+                images=images,
+                limiter=limiter,
+                redis=redis,
+            )

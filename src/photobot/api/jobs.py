@@ -1,0 +1,172 @@
+"""`POST /v1/jobs` (submit a guest's photo) and `GET /v1/jobs/{id}` (follow it).
+
+Submission answers 202 as soon as the photo is stored and the credit reserved; no provider is called here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from photobot.api import uploads
+from photobot.api.auth import can_see_job, require_client, resolve_owner
+from photobot.api.schemas import JobFields, JobRequest
+from photobot.api.views import RETRY_AFTER_S, etag, job_view
+from photobot.jobs.accept import IdempotencyRace, create_job, find_idempotent, plan_job, request_hash
+from photobot.logs import bind
+from photobot.models import ClientToken, Job
+from photobot.problems import Problem, not_found, validation_error
+from photobot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def _validation_problem(exc: ValidationError) -> Problem:
+    errors = [
+        {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"].removeprefix("Value error, ")}
+        for e in exc.errors()
+    ]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return validation_error(detail, errors)
+
+
+async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads.RawImage]:
+    settings = runtime.settings
+    tmp_dir = settings.var_dir / "tmp"
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        data = await uploads.read_json(request, settings.max_image_bytes)
+        try:
+            body = JobRequest.model_validate(data)
+        except ValidationError as exc:
+            raise _validation_problem(exc) from None
+        fields = JobFields.model_validate(body.model_dump(exclude={"image"}))
+        raw = await uploads.save_image_field(body.image, runtime.fetcher, tmp_dir, settings.max_image_bytes)
+        return fields, raw
+    if ctype == "multipart/form-data":
+        form, upload = await uploads.read_form(request, settings.max_image_bytes)
+        try:
+            if upload is None:
+                if "image" in form:  # an URL or data URI sent as a text field
+                    body = JobRequest.model_validate(form)
+                    fields = JobFields.model_validate(body.model_dump(exclude={"image"}))
+                    raw = await uploads.save_image_field(body.image, runtime.fetcher, tmp_dir, settings.max_image_bytes)
+                    return fields, raw
+                raise validation_error(
+                    "image: a file part named `image` is required", [{"field": "image", "message": "required"}]
+                )
+            fields = JobFields.model_validate(form)
+        except ValidationError as exc:
+            if upload is not None:
+                await upload.close()
+            raise _validation_problem(exc) from None
+        raw = await uploads.save_upload(upload, tmp_dir, settings.max_image_bytes)
+        return fields, raw
+    raise Problem(
+        415,
+        "unsupported_content_type",
+        "Unsupported media type",
+        "Send application/json or multipart/form-data.",
+    )
+
+
+async def _replay_or_conflict(runtime: Runtime, client: ClientToken, key: str, req_hash: str) -> Response | None:
+    async with runtime.db.session() as session:
+        existing = await find_idempotent(session, client.id or 0, key)
+    if existing is None:
+        return None
+    if existing.request_hash != req_hash:
+        raise Problem(
+            409,
+            "idempotency_conflict",
+            "Conflict",
+            "This Idempotency-Key was used with a different request.",
+        )
+    return await _accepted(runtime, existing, replayed=True)
+
+
+async def _accepted(runtime: Runtime, job: Job, *, replayed: bool = False) -> Response:
+    view = await job_view(runtime, job)
+    body = view.model_dump(mode="json", include={"id", "status", "status_url", "page_url", "qr_url", "created_at"})
+    headers = {"Location": view.status_url}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=202, headers=headers)
+
+
+async def submit_job(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    client = await require_client(request)
+    decision = await runtime.limiter.hit(runtime.settings.submit_rate_limit, "submit", f"token:{client.id}")
+    if not decision.allowed:
+        raise Problem(
+            429,
+            "rate_limited",
+            "Too many requests",
+            "Too many submissions for this token; slow down.",
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )
+    key = request.headers.get("idempotency-key")
+    if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX):
+        raise validation_error(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters.")
+
+    fields, raw = await _parse(request, runtime)
+    processed_path: Path | None = None
+    try:
+        owner = resolve_owner(client, fields.event_id, fields.user_id)
+        req_hash = request_hash(fields, raw.sha256)
+        if key is not None and (replay := await _replay_or_conflict(runtime, client, key, req_hash)):
+            return replay
+        async with runtime.db.session() as session:
+            plan = await plan_job(session, runtime, fields, owner)
+        processed = await runtime.images.process(raw.path)
+        processed_path = processed.path
+        try:
+            job = await create_job(runtime, client, plan, processed, idempotency_key=key, req_hash=req_hash)
+        except IdempotencyRace:
+            assert key is not None
+            replay = await _replay_or_conflict(runtime, client, key, req_hash)
+            if replay is None:  # pragma: no cover - the winner's row must exist
+                raise
+            return replay
+    finally:
+        raw.path.unlink(missing_ok=True)
+        if processed_path is not None:
+            with contextlib.suppress(OSError):
+                processed_path.unlink()
+    with bind(job_id=job.id, event_id=job.event_id):
+        log.info("job accepted", extra={"style": job.style_id})
+    await runtime.bus.wake()
+    return await _accepted(runtime, job)
+
+
+async def get_job(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    client = await require_client(request)
+    async with runtime.db.session() as session:
+        job = await session.get(Job, request.path_params["job_id"])
+    if job is None or not can_see_job(client, job):
+        raise not_found("No such job.")
+    tag = etag(job)
+    headers: dict[str, Any] = {"ETag": tag, "Cache-Control": "no-cache"}
+    if not job.job_state.final:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers=headers)
+    view = await job_view(runtime, job)
+    return JSONResponse(view.model_dump(mode="json"), headers=headers)
+
+
+routes = [
+    Route("/v1/jobs", submit_job, methods=["POST"]),
+    Route("/v1/jobs/{job_id}", get_job, methods=["GET"]),
+]

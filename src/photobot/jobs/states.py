@@ -1,0 +1,68 @@
+"""Conditional state transitions: the one way a job's state changes.
+
+`transition(session, job_id, from_states, to_state, **values)` runs
+`UPDATE jobs SET state = :to, … WHERE id = :id AND state IN (:from…)` and reports whether it won. A loser
+(the job was already moved by a duplicate or a competing worker) changes nothing. Each win appends a row
+to `job_transitions` for operators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from photobot.models import Job, JobState, JobTransition, utcnow
+
+IN_FLIGHT = (JobState.pending, JobState.submitting, JobState.waiting, JobState.finishing)
+
+
+async def transition(
+    session: AsyncSession,
+    job_id: str,
+    from_states: Iterable[JobState],
+    to_state: JobState,
+    *,
+    note: str | None = None,
+    expect_lease: str | None = None,
+    **values: Any,
+) -> str | None:
+    """Move the job if it is in one of `from_states`; returns the previous state, or None if it was not."""
+    from_list = [JobState(s).value for s in from_states]
+    now = utcnow()
+    query = (
+        sa.update(Job)
+        .where(Job.id == job_id, Job.state.in_(from_list))
+        .values(state=to_state.value, updated_at=now, **values)
+    )
+    if expect_lease is not None:
+        query = query.where(Job.lease_owner == expect_lease)
+    # RETURNING gives the new state only; read the old one in the same statement via a correlated guard.
+    previous = (
+        await session.execute(sa.select(Job.state).where(Job.id == job_id, Job.state.in_(from_list)))
+    ).scalar_one_or_none()
+    if previous is None:
+        return None
+    result = await session.execute(query)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    if previous != to_state.value or note:
+        session.add(JobTransition(job_id=job_id, from_state=previous, to_state=to_state.value, note=note, at=now))
+    return previous
+
+
+async def update_in_state(
+    session: AsyncSession, job_id: str, states: Iterable[JobState], *, expect_lease: str | None = None, **values: Any
+) -> bool:
+    """Change columns of a job only while it is in one of `states` (no state change)."""
+    query = (
+        sa.update(Job)
+        .where(Job.id == job_id, Job.state.in_([JobState(s).value for s in states]))
+        .values(updated_at=utcnow(), **values)
+    )
+    if expect_lease is not None:
+        query = query.where(Job.lease_owner == expect_lease)
+    result = await session.execute(query)
+    return result.rowcount == 1  # type: ignore[attr-defined]
