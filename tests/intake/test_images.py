@@ -21,7 +21,6 @@ from photobot.intake import (
     verify_image,
 )
 from photobot.intake import images as images_module
-from photobot.settings import Settings
 
 from .conftest import encode, png_bomb
 
@@ -366,7 +365,7 @@ async def test_processor_runs_off_loop_with_bounded_concurrency(
     assert await processor.verify(results[0].path) == ("image/jpeg", 64, 64)
 
 
-def test_processor_from_settings() -> None:
-    settings = Settings(max_image_pixels=1_000_000, max_long_side=1024)
+def test_processor_from_settings(make_settings) -> None:
+    settings = make_settings(max_image_pixels=1_000_000, max_long_side=1024)
     processor = ImageProcessor.from_settings(settings, concurrency=3)
     assert (processor.max_pixels, processor.max_long_side, processor.concurrency) == (1_000_000, 1024, 3)

@@ -27,7 +27,6 @@ from photobot.net import (
     UrlNotAllowed,
 )
 from photobot.net.transport import PinnedTransport
-from photobot.settings import Settings
 
 from .conftest import Exchange, FakeDNS, LocalServer
 
@@ -110,13 +109,13 @@ async def test_allow_private_allows_loopback_and_http(server: LocalServer) -> No
     assert out.getvalue() == b"dev"
 
 
-async def test_from_settings() -> None:
-    settings = Settings(allow_private_networks=True, provider_connect_timeout_s=2.0, provider_timeout_s=7.0)
+async def test_from_settings(make_settings) -> None:
+    settings = make_settings(allow_private_networks=True, provider_connect_timeout_s=2.0, provider_timeout_s=7.0)
     async with SafeFetcher.from_settings(settings) as f:
         assert f.allow_http is True
         assert f.policy.allow_private is True
         assert f.timeout == 7.0
-    async with SafeFetcher.from_settings(Settings()) as f:
+    async with SafeFetcher.from_settings(make_settings(allow_private_networks=False)) as f:
         assert f.allow_http is False
         assert not f.policy.is_allowed("127.0.0.1")
 
@@ -449,3 +448,23 @@ async def test_response_object_is_closed_after_stream(fetcher: SafeFetcher, serv
         pass  # body never read: leaving the block must still release the connection
     assert resp.bytes_read == 0
     assert isinstance(resp.headers, httpx.Headers)
+
+
+async def test_localhost_via_system_resolver_is_refused(strict: SafeFetcher) -> None:
+    with pytest.raises(AddressNotAllowed):
+        await strict.stream_to_file("https://localhost/", io.BytesIO(), max_bytes=MB)
+
+
+async def test_sync_resolver_and_garbage_answers(server: LocalServer) -> None:
+    server.routes["/a"] = ok(b"sync")
+    policy = AddressPolicy.allowing(["127.0.0.1/32"])
+    table = {"sync.test": ["127.0.0.1"], "garbage.test": ["not-an-ip"], "empty.test": []}
+    async with SafeFetcher(
+        allow_private=False, allow_http=True, address_policy=policy, resolver=lambda host: table[host]
+    ) as f:
+        out = io.BytesIO()
+        await f.stream_to_file(server.url("/a", host="sync.test"), out, max_bytes=MB)
+        assert out.getvalue() == b"sync"
+        for host in ("garbage.test", "empty.test"):
+            with pytest.raises(FetchFailed):
+                await f.stream_to_file(server.url("/a", host=host), io.BytesIO(), max_bytes=MB)

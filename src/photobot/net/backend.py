@@ -65,9 +65,10 @@ class PinnedBackend(AsyncNetworkBackend):
                 raise FetchTimeout(f"resolving {host} timed out") from None
             except OSError as exc:
                 raise FetchFailed(f"could not resolve {host} ({exc.__class__.__name__})") from None
-            addresses = [str(a) for a in typing.cast(Sequence[str], answer)]
-            if not addresses:
-                raise FetchFailed(f"could not resolve {host} (no addresses)")
+            parsed = [parse_ip(str(a)) for a in typing.cast(Sequence[str], answer)]
+            if not parsed or None in parsed:
+                raise FetchFailed(f"could not resolve {host} (no usable addresses)")
+            addresses = [str(a) for a in parsed]
         refused = [a for a in addresses if not self._policy.is_allowed(a)]
         if refused:
             # One bad answer taints the name: a round-robin mix of public and private is an attack too.
