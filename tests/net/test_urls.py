@@ -51,3 +51,18 @@ def test_redact_url_drops_query_fragment_and_credentials() -> None:
     redacted = redact_url("https://user:secret@host.example:8443/p/a.png?X-Amz-Signature=abc#frag")
     assert redacted == "https://host.example:8443/p/a.png"
     assert redact_url("http://[::1]:80/x?token=t") == "http://[::1]:80/x"
+
+
+def test_errors_map_to_client_problems() -> None:
+    from photobot.net import AddressNotAllowed, FetchFailed, FetchTimeout, TooLarge
+
+    cases = [
+        (UrlNotAllowed("u"), 422, "url_not_allowed"),
+        (AddressNotAllowed("a"), 422, "address_not_allowed"),
+        (TooLarge("t", limit=5), 413, "too_large"),
+        (FetchTimeout("t"), 422, "fetch_timeout"),
+        (FetchFailed("f", status_code=500), 422, "fetch_failed"),
+    ]
+    for error, status, code in cases:
+        problem = error.to_problem()
+        assert (problem.status, problem.code, error.code) == (status, code, code)

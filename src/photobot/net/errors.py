@@ -15,7 +15,9 @@ class FetchError(Exception):
     """Base class: the fetch was refused or failed; `code` is stable, `str(exc)` is safe to log."""
 
     code = "fetch_failed"
-    status = 422  # what an API answering for a client-supplied URL should reply
+    # What an API answering for a client-supplied URL replies: 422 (413 for TooLarge). Not 502/504: a
+    # guest's dead or slow URL is the client's problem and must not count as an outage of ours.
+    status = 422
     title = "Could not fetch the URL"
 
     def __init__(self, message: str) -> None:
@@ -57,7 +59,6 @@ class FetchTimeout(FetchError):
     """Connecting, reading, or the whole fetch took longer than allowed."""
 
     code = "fetch_timeout"
-    status = 504
     title = "Fetch timed out"
 
 
@@ -65,7 +66,6 @@ class FetchFailed(FetchError):
     """Network error, TLS error, too many redirects, or a non-2xx HTTP status (`status_code` is then set)."""
 
     code = "fetch_failed"
-    status = 502
     title = "Fetch failed"
 
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
