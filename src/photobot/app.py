@@ -23,9 +23,12 @@ from starlette.routing import BaseRoute
 
 from photobot import health, media
 from photobot.api import jobs as jobs_api
+from photobot.jobs.wiring import Providers
+from photobot.jobs.worker import Worker
 from photobot.problems import Problem, handle_problem, problem_response
 from photobot.runtime import Runtime
 from photobot.settings import Settings
+from photobot.webhooks import receiver as webhooks
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -46,16 +49,26 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
 
 
 def build_routes() -> list[BaseRoute]:
-    return [*health.routes, *media.routes, *jobs_api.routes]
+    return [*health.routes, *media.routes, *jobs_api.routes, *webhooks.routes]
 
 
 def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with Runtime.open(settings) as runtime:
+        async with (
+            Runtime.open(settings) as runtime,
+            Providers.open(runtime, start_simulator=run_dispatcher) as providers,
+        ):
             app.state.runtime = runtime
-            yield
-            runtime.draining = True
+            app.state.providers = providers
+            if run_dispatcher:
+                async with Worker.running(runtime, providers) as worker:
+                    app.state.worker = worker
+                    yield
+                    runtime.draining = True
+            else:
+                yield
+                runtime.draining = True
 
     app = Starlette(
         routes=build_routes(),

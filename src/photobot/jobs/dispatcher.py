@@ -1,0 +1,144 @@
+"""The dispatcher: claims due jobs with a lease and runs their next step, with bounded concurrency.
+
+A job is due when it is in flight (`pending`, `submitting`, `waiting`, `finishing`), its `next_attempt_at`
+has passed (or its deadline has), and nobody holds a live lease on it. Claiming sets `lease_owner` and
+`lease_until` in one statement guarded by those same conditions; on PostgreSQL the candidates are read
+`FOR UPDATE SKIP LOCKED`, so competing workers never wait on each other, and on SQLite the whole claim is
+one `BEGIN IMMEDIATE` transaction. A worker that dies simply stops renewing: once its lease expires the job
+is due again and another worker takes it over.
+
+The loop sleeps until a wake-up (a job accepted, a callback received, via `Bus`) or `poll_interval_s`.
+On shutdown it stops claiming, lets running steps finish for a grace period, then releases what it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from photobot.jobs.states import IN_FLIGHT
+from photobot.jobs.steps import Engine
+from photobot.jobs.wiring import Providers
+from photobot.models import Job, utcnow
+from photobot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        runtime: Runtime,
+        providers: Providers,
+        *,
+        worker_id: str | None = None,
+        notify_wake: asyncio.Event | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.worker_id = worker_id or new_worker_id()
+        self.engine = Engine(runtime, providers, self.worker_id, notify_wake=notify_wake)
+        self.concurrency = self.settings.worker_concurrency
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._slot_free = asyncio.Event()
+
+    async def claim(self, limit: int) -> list[str]:
+        """Lease up to `limit` due jobs to this worker; returns their ids."""
+        if limit <= 0:
+            return []
+        now = utcnow()
+        in_flight = [s.value for s in IN_FLIGHT]
+        due = sa.and_(
+            Job.state.in_(in_flight),
+            sa.or_(Job.next_attempt_at <= now, Job.deadline_at <= now),
+            sa.or_(Job.lease_until.is_(None), Job.lease_until < now),
+        )
+        query = sa.select(Job.id).where(due).order_by(Job.next_attempt_at).limit(limit)
+        db = self.runtime.db
+        if db.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        async with db.session() as session:
+            ids = list((await session.execute(query)).scalars())
+            if not ids:
+                return []
+            await session.execute(
+                sa.update(Job)
+                .where(Job.id.in_(ids), due)
+                .values(lease_owner=self.worker_id, lease_until=now + timedelta(seconds=self.settings.lease_s))
+            )
+            owned = (
+                await session.execute(sa.select(Job.id).where(Job.id.in_(ids), Job.lease_owner == self.worker_id))
+            ).scalars()
+            return list(owned)
+
+    async def run_once(self) -> int:
+        """Claim as many jobs as there are free slots and start their steps; returns how many started."""
+        ids = await self.claim(self.concurrency - len(self._tasks))
+        for job_id in ids:
+            task = asyncio.create_task(self._run_step(job_id), name=f"job-{job_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._step_done)
+        return len(ids)
+
+    def _step_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slot_free.set()
+
+    async def _run_step(self, job_id: str) -> None:
+        try:
+            await self.engine.run(job_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("step crashed; the job is retried when its lease expires", extra={"job_id": job_id})
+
+    async def run_forever(self) -> None:
+        wake = self.runtime.bus.wake_event
+        log.info("dispatcher started", extra={"worker_id": self.worker_id, "concurrency": self.concurrency})
+        while not self._stopping.is_set():
+            wake.clear()
+            self._slot_free.clear()
+            try:
+                started = await self.run_once()
+            except Exception as exc:  # the database may be restarting: keep going
+                log.warning("dispatcher: claim failed", extra={"error": type(exc).__name__})
+                started = 0
+            if started and len(self._tasks) < self.concurrency:
+                continue  # there may be more due work
+            waiters = [asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(wake.wait())]
+            if len(self._tasks) >= self.concurrency:
+                waiters.append(asyncio.ensure_future(self._slot_free.wait()))
+            try:
+                await asyncio.wait(waiters, timeout=self.settings.poll_interval_s,
+                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop claiming; give running steps `grace_s` to finish, then cancel them and release their leases."""
+        self._stopping.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*pending, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            async with self.runtime.db.session() as session:
+                await session.execute(
+                    sa.update(Job).where(Job.lease_owner == self.worker_id).values(lease_owner=None, lease_until=None)
+                )
+        log.info("dispatcher stopped", extra={"worker_id": self.worker_id})

@@ -1,0 +1,132 @@
+"""The provider side of the engine, built once per process: adapters, key pools, rate limiters, result fetching.
+
+`Providers.open(runtime)` builds, for kie (which the simulator impersonates) and fal, the adapter, its key pool
+(env keys synced in) and a `Submitter`; plus where results may be downloaded from. When the configured
+provider is the simulator and no kie.ai address was set, a simulator is started in this process on a free
+loopback port, and the result fetcher is allowed to reach exactly that address (everything else private
+stays refused).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from photobot.jobs.callback_tokens import CallbackTokens
+from photobot.net.addresses import AddressPolicy
+from photobot.net.fetcher import SafeFetcher
+from photobot.providers.base import Provider
+from photobot.providers.fal import FalProvider
+from photobot.providers.keypool import KeyPool
+from photobot.providers.kie import KieProvider
+from photobot.providers.registry import build_key_pool, build_rate_limiter, sync_env_keys
+from photobot.providers.signatures import JwksCache
+from photobot.providers.submit import Submitter
+from photobot.runtime import Runtime
+from photobot.settings import ProviderName, Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KIE_BASE = "https://api.kie.ai"
+SIMULATOR_KEY = "simulator-key-0001"
+
+
+@dataclass
+class ProviderSlot:
+    name: str
+    adapter: Provider
+    pool: KeyPool
+    submitter: Submitter
+    result_hosts: list[str]
+
+
+@dataclass
+class Providers:
+    slots: dict[str, ProviderSlot]
+    tokens: CallbackTokens
+    result_fetcher: SafeFetcher
+    simulator_url: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def get(self, name: str) -> ProviderSlot:
+        return self.slots["fal" if name == "fal" else "kie"]
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, runtime: Runtime, *, start_simulator: bool = True) -> AsyncIterator[Providers]:
+        settings = runtime.settings
+        async with AsyncExitStack() as stack:
+            kie_base, kie_upload = settings.kie_base_url, settings.kie_upload_base_url
+            simulator_url = None
+            if (
+                start_simulator
+                and settings.resolved_provider is ProviderName.simulator
+                and kie_base == DEFAULT_KIE_BASE
+            ):
+                simulator_url = await stack.enter_async_context(_in_process_simulator(settings))
+                kie_base = kie_upload = simulator_url
+            elif settings.resolved_provider is ProviderName.simulator:
+                simulator_url = kie_base
+
+            limiter = build_rate_limiter(settings, runtime.redis)
+            kie = KieProvider(runtime.http, settings, base_url=kie_base, upload_base_url=kie_upload)
+            kie_pool = build_key_pool(runtime.db, settings, name="kie")
+            await sync_env_keys(kie_pool, settings)
+            if simulator_url and not settings.kie_api_keys:
+                await kie_pool.sync_env_keys([SIMULATOR_KEY])
+            kie_hosts = list(settings.kie_result_hosts)
+            if simulator_url:
+                kie_hosts.append(urlsplit(simulator_url).netloc)
+
+            jwks = JwksCache(runtime.http, settings.fal_jwks_url)
+            fal = FalProvider(runtime.http, settings, jwks=jwks)
+            fal_pool = build_key_pool(runtime.db, settings, name="fal")
+            await sync_env_keys(fal_pool, settings)
+
+            slots = {
+                "kie": ProviderSlot("kie", kie, kie_pool, Submitter(kie, kie_pool, limiter), kie_hosts),
+                "fal": ProviderSlot(
+                    "fal", fal, fal_pool, Submitter(fal, fal_pool, limiter), list(settings.fal_result_hosts)
+                ),
+            }
+            result_fetcher = _result_fetcher(settings, simulator_url)
+            stack.push_async_callback(result_fetcher.aclose)
+            yield cls(
+                slots=slots,
+                tokens=CallbackTokens(settings.secret_keys()),
+                result_fetcher=result_fetcher,
+                simulator_url=simulator_url,
+            )
+
+
+def _result_fetcher(settings: Settings, simulator_url: str | None) -> SafeFetcher:
+    """Results come from provider CDNs; with a local simulator, also from exactly its loopback address."""
+    if settings.allow_private_networks or not simulator_url:
+        return SafeFetcher.from_settings(settings, timeout=max(settings.provider_timeout_s, 60.0))
+    host = urlsplit(simulator_url).hostname or "127.0.0.1"
+    return SafeFetcher.from_settings(
+        settings,
+        allow_http=True,
+        address_policy=AddressPolicy.allowing([host if ":" not in host else f"{host}/128"]),
+        timeout=max(settings.provider_timeout_s, 60.0),
+    )
+
+
+@asynccontextmanager
+async def _in_process_simulator(settings: Settings) -> AsyncIterator[str]:
+    from photobot.providers.simulator.config import SimConfig
+    from photobot.providers.simulator.runner import Simulator
+
+    config = SimConfig(callback_delay_s=settings.simulator_callback_delay_s)
+    if settings.kie_webhook_hmac_key is not None:
+        config.hmac_key = settings.kie_webhook_hmac_key.get_secret_value()
+    sim = Simulator(config)
+    await sim.start(port=settings.simulator_port)
+    log.warning("no kie.ai key configured: using the built-in simulator at %s", sim.url)
+    try:
+        yield sim.url
+    finally:
+        await sim.stop()

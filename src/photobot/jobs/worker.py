@@ -1,0 +1,52 @@
+"""A worker: the dispatcher plus the notifier, as background tasks of one process.
+
+`photobot serve` runs it inside the web process (the embedded default); `photobot worker` runs it alone so
+web and workers scale apart. Both use `Worker.running(runtime)`, which starts everything and, on exit,
+stops claiming, lets running steps finish for a grace period and releases leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from photobot.jobs.dispatcher import Dispatcher
+from photobot.jobs.wiring import Providers
+from photobot.notify import Notifier
+from photobot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Worker:
+    dispatcher: Dispatcher
+    notifier: Notifier
+    providers: Providers
+
+    @classmethod
+    @asynccontextmanager
+    async def running(cls, runtime: Runtime, providers: Providers, *, grace_s: float = 10.0) -> AsyncIterator[Worker]:
+        notify_wake = asyncio.Event()
+        stop = asyncio.Event()
+        dispatcher = Dispatcher(runtime, providers, notify_wake=notify_wake)
+        notifier = Notifier(runtime.db, runtime.settings, runtime.storage)
+        tasks = [
+            asyncio.create_task(dispatcher.run_forever(), name="dispatcher"),
+            asyncio.create_task(notifier.run_forever(stop, notify_wake), name="notifier"),
+        ]
+        for extra in runtime.extras.get("periodic", []):
+            tasks.append(asyncio.create_task(extra(stop), name=getattr(extra, "__name__", "periodic")))
+        try:
+            yield cls(dispatcher, notifier, providers)
+        finally:
+            stop.set()
+            await dispatcher.stop(grace_s)
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*tasks, return_exceptions=True)
