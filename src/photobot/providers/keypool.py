@@ -12,7 +12,8 @@ follows the same state machine:
 - success → `failure_count = 0` and an "exhausted" reason is cleared.
 
 `acquire` picks and stamps `last_used_at` in one transaction: on PostgreSQL with `FOR UPDATE SKIP LOCKED` so two
-workers never take the same row at the same instant; on SQLite every write transaction is `BEGIN IMMEDIATE`
+workers never take the same row at the same instant (and a plain `FOR UPDATE` when every usable row is locked,
+so many pickers on few keys wait a moment instead of seeing "no key"); on SQLite every write transaction is `BEGIN IMMEDIATE`
 (see `db.py`), which serialises pickers. When no key is usable it raises `NoKeyAvailable(retry_at)`: the job
 waits, it does not fail.
 """
@@ -103,10 +104,15 @@ class KeyPool:
         )
         if exclude:
             stmt = stmt.where(c.id.not_in(list(exclude)))
-        if self.database.is_postgres:
-            stmt = stmt.with_for_update(skip_locked=True)
         async with self.database.session() as session:
-            row = (await session.execute(stmt)).first()
+            if self.database.is_postgres:
+                # Skip rows another worker is stamping right now; when every usable row is locked (more
+                # pickers than keys), wait for one instead of reporting "no key".
+                row = (await session.execute(stmt.with_for_update(skip_locked=True))).first()
+                if row is None:
+                    row = (await session.execute(stmt.with_for_update())).first()
+            else:
+                row = (await session.execute(stmt)).first()
             if row is not None:
                 await session.execute(sa.update(_keys).where(c.id == row.id).values(last_used_at=now))
                 return PoolKey(row.id, row.secret, row.label)
