@@ -33,7 +33,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         ),
         r"\1=" + REDACTED,
     ),
-    (re.compile(r"(?i)\b(bearer|key)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
+    (re.compile(r"\b(Key)\s+[A-Za-z0-9._~+/=:-]{16,}"), r"\1 " + REDACTED),  # fal's "Authorization: Key …"
     (re.compile(r"pbt_[A-Za-z0-9_-]{8,}"), "pbt_" + REDACTED),
     (re.compile(r"(?i)(mailtos?://)[^\s\"']+"), r"\1" + REDACTED),
     (re.compile(r"(?i)(whatsapp://)[^\s\"']+"), r"\1" + REDACTED),
