@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -43,7 +44,22 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return problem_response(problem, instance=request.url.path)
 
 
+def _is_database_outage(exc: BaseException) -> bool:
+    """Connection-level database failures (restart, network): the client should retry, nothing was done."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, ConnectionError | TimeoutError) or (isinstance(exc, OSError) and exc.errno is not None)
+
+
 async def _unhandled(request: Request, exc: Exception) -> Response:
+    if _is_database_outage(exc):
+        problem = Problem(
+            503, "database_unavailable", "Service unavailable", "The database is unreachable; retry shortly.",
+            headers={"Retry-After": "5"},
+        )  # fmt: skip
+        return problem_response(problem, instance=request.url.path)
     problem = Problem(500, "internal_error", "Internal server error", "Something went wrong on our side.")
     return problem_response(problem, instance=request.url.path)
 
