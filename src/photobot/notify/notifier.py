@@ -1,16 +1,10 @@
-"""The Notifier: sends due notifications and credit alerts, each at most once on success.
+"""The Notifier: turns due rows into messages and sends them, each channel at most once on success.
 
-Rows are the queue. `run_due` claims due rows with a lease (a conditional UPDATE pending → sending that also
-retakes `sending` rows whose lease ran out, i.e. whose worker died), sends them through Apprise with bounded
-concurrency and then records the outcome with another conditional UPDATE that only applies while the lease
-is still ours: `sent` (with `sent_at`) only when Apprise reported success; otherwise `pending` again with an
-exponential backoff, or `failed` with the last error after `max_attempts`. A `sent` row is never claimed
-again; only `resend` (on purpose) puts it back to `pending`.
-
-Credit alerts have no lease column, so while an alert is not yet sent its `sent_at` holds the time it may
-next be tried (pending) or the end of its lease (sending); once sent it is the real send time.
-
-Nothing here raises into the caller: `run_due` logs and counts what went wrong.
+`run_due` claims due notifications and credit alerts (see `queue`), renders each message (see `rendering`),
+sends it through Apprise with bounded concurrency (see `delivery`) and records the outcome: `sent` only when
+Apprise reported success; otherwise a retry with backoff, or `failed` with the last error after
+`max_attempts`. A `sent` row is never claimed again; only `resend` (on purpose) puts it back to `pending`.
+Nothing here raises into the caller: problems are logged, counted and stored as `last_error`.
 """
 
 from __future__ import annotations
@@ -19,28 +13,30 @@ import asyncio
 import contextlib
 import logging
 import mimetypes
-import random
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
-
-import sqlalchemy as sa
+from typing import Protocol
+from urllib.parse import urlsplit
 
 from photobot.db import Database
-from photobot.models import CreditAlert, Event, Job, Notification, Style, utcnow
+from photobot.models import Event, Job, Notification, Style
 from photobot.notify.channels import ChannelNotConfigured, build_delivery, describe_target, family
-from photobot.notify.delivery import AppriseSender, SendResult
+from photobot.notify.delivery import MAX_ERROR_CHARS, AppriseSender, SendResult
 from photobot.notify.masking import Scrubber, install_scrub_filter
+from photobot.notify.queue import (
+    AlertClaim,
+    NotificationClaim,
+    RetryPolicy,
+    claim_alerts,
+    claim_notifications,
+    record_alert,
+    record_notification,
+)
 from photobot.notify.rendering import event_context, job_context, render_message
 from photobot.settings import Settings
 
 log = logging.getLogger("photobot.notify")
-
-N = Notification.__table__  # type: ignore[attr-defined]
-A = CreditAlert.__table__  # type: ignore[attr-defined]
 
 MetricsCallback = Callable[[str, str], None]
 """Called with (channel family: email|whatsapp|push|alert, outcome: sent|retry|failed|skipped)."""
@@ -56,37 +52,20 @@ class PhotoStorage(Protocol):
 
 class Sender(Protocol):
     async def send(
-        self, urls: list[str], *, title: str, body: str, body_format: str = ..., attachments: list[Path] = ...
+        self,
+        urls: Sequence[str],
+        *,
+        title: str,
+        body: str,
+        body_format: str = "text",
+        attachments: Sequence[Path] = (),
     ) -> SendResult: ...
 
 
-@dataclass(frozen=True)
-class _Claim:
-    id: int
-    lease_until: datetime
-    attempts: int
-
-
-@dataclass(frozen=True)
-class _NotificationClaim(_Claim):
-    job_id: str
-    channel: str
-    kind: str
-    target: str
-
-
-@dataclass(frozen=True)
-class _AlertClaim(_Claim):
-    event_id: int
-    threshold: int
-
-
 def scrubber_for(settings: Settings) -> Scrubber:
-    """A scrubber that also knows our notification secrets (SMTP URL password, WhatsApp token)."""
+    """A scrubber that also knows our notification secrets (SMTP password, WhatsApp token)."""
     secrets: list[str | None] = []
     if settings.smtp_url is not None:
-        from urllib.parse import urlsplit
-
         secrets.append(urlsplit(settings.smtp_url.get_secret_value()).password)
     if settings.whatsapp_token is not None:
         secrets.append(settings.whatsapp_token.get_secret_value())
@@ -94,6 +73,13 @@ def scrubber_for(settings: Settings) -> Scrubber:
 
 
 class Notifier:
+    """Sends what the notification tables say is due; one per worker process.
+
+    `storage` provides the photo (`download_to`, `url`); `on_result` feeds metrics; `sender` replaces Apprise
+    in unit tests. The lease defaults to `max(settings.lease_s, 2 * send_timeout_s + 30)` so a slow send is
+    never taken over by a second worker while it is still running.
+    """
+
     def __init__(
         self,
         database: Database,
@@ -113,11 +99,7 @@ class Notifier:
         self.settings = settings
         self.storage = storage
         self.on_result = on_result
-        self.max_attempts = max_attempts
-        self.base_backoff_s = base_backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.send_timeout_s = send_timeout_s
-        # A lease must outlive the send it protects, or a second worker would send the same row again.
+        self.policy = RetryPolicy(max_attempts, base_backoff_s, max_backoff_s)
         self.lease_s = lease_s if lease_s is not None else max(float(settings.lease_s), 2 * send_timeout_s + 30)
         self.scrubber = scrubber_for(settings)
         self.sender: Sender = sender or AppriseSender(timeout_s=send_timeout_s, scrubber=self.scrubber)
@@ -129,12 +111,12 @@ class Notifier:
     async def run_due(self, limit: int = 50) -> int:
         """Claim and send what is due now (notifications and credit alerts); returns how many were handled."""
         try:
-            notifications = await self._claim_notifications(limit)
-            alerts = await self._claim_alerts(limit)
+            notifications = await claim_notifications(self.database, limit, self.lease_s)
+            alerts = await claim_alerts(self.database, limit, self.lease_s)
         except Exception:
             log.exception("claiming notifications failed")
             return 0
-        tasks = [self._deliver_notification(c) for c in notifications] + [self._deliver_alert(c) for c in alerts]
+        tasks = [self._notification(c) for c in notifications] + [self._alert(c) for c in alerts]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         return len(tasks)
@@ -143,94 +125,44 @@ class Notifier:
         """Run until `stop_event`; wake early on `wake_event` (set it after planning), else poll."""
         while not stop_event.is_set():
             wake_event.clear()
-            handled = await self.run_due(batch)
-            if handled:
+            if await self.run_due(batch):
                 continue
             await _wait_any(stop_event, wake_event, timeout=self.settings.poll_interval_s)
 
     async def resend(self, job_id: str, channel: str) -> Notification:
-        """Put one channel of a job back to `pending` on purpose (also after `sent`); see service.resend."""
+        """Put one channel of a job back to `pending` on purpose (also after `sent`)."""
         from photobot.notify.service import resend_notification
 
         return await resend_notification(self.database, job_id, channel, settings=self.settings)
 
-    # --- claiming ----------------------------------------------------------------------------------
+    # --- guest notifications -----------------------------------------------------------------------
 
-    async def _claim_notifications(self, limit: int) -> list[_NotificationClaim]:
-        now = utcnow()
-        lease = now + timedelta(seconds=self.lease_s)
-        due = sa.or_(
-            sa.and_(N.c.state == "pending", sa.or_(N.c.next_attempt_at.is_(None), N.c.next_attempt_at <= now)),
-            sa.and_(N.c.state == "sending", N.c.lease_until < now),
-        )
-        async with self.database.session() as session:
-            query = sa.select(N.c.id).where(due).order_by(N.c.next_attempt_at, N.c.id).limit(limit)
-            if self.database.is_postgres:
-                query = query.with_for_update(skip_locked=True)
-            ids = list((await session.execute(query)).scalars())
-            if not ids:
-                return []
-            claimed = await session.execute(
-                sa.update(N)
-                .where(N.c.id.in_(ids), due)
-                .values(state="sending", lease_until=lease, attempts=N.c.attempts + 1)
-                .returning(N.c.id, N.c.attempts, N.c.job_id, N.c.channel, N.c.kind, N.c.target)
-            )
-            return [
-                _NotificationClaim(
-                    id=r.id,
-                    lease_until=lease,
-                    attempts=r.attempts,
-                    job_id=r.job_id,
-                    channel=r.channel,
-                    kind=r.kind,
-                    target=r.target,
-                )
-                for r in claimed
-            ]
-
-    async def _claim_alerts(self, limit: int) -> list[_AlertClaim]:
-        now = utcnow()
-        lease = now + timedelta(seconds=self.lease_s)
-        due = sa.or_(
-            sa.and_(A.c.state == "pending", sa.or_(A.c.sent_at.is_(None), A.c.sent_at <= now)),
-            sa.and_(A.c.state == "sending", A.c.sent_at < now),
-        )
-        async with self.database.session() as session:
-            query = sa.select(A.c.id).where(due).order_by(A.c.id).limit(limit)
-            if self.database.is_postgres:
-                query = query.with_for_update(skip_locked=True)
-            ids = list((await session.execute(query)).scalars())
-            if not ids:
-                return []
-            claimed = await session.execute(
-                sa.update(A)
-                .where(A.c.id.in_(ids), due)
-                .values(state="sending", sent_at=lease, attempts=A.c.attempts + 1)
-                .returning(A.c.id, A.c.attempts, A.c.event_id, A.c.threshold)
-            )
-            return [
-                _AlertClaim(id=r.id, lease_until=lease, attempts=r.attempts, event_id=r.event_id, threshold=r.threshold)
-                for r in claimed
-            ]
-
-    # --- sending notifications ---------------------------------------------------------------------
-
-    async def _deliver_notification(self, claim: _NotificationClaim) -> None:
+    async def _notification(self, claim: NotificationClaim) -> None:
         async with self._semaphore:
             try:
                 result = await self._send_notification(claim)
             except ChannelNotConfigured as exc:
                 result = SendResult(False, str(exc), permanent=True)
             except Exception as exc:
-                log.warning(
-                    "notification send raised",
-                    extra={"job_id": claim.job_id, "channel": claim.channel, "error": type(exc).__name__},
-                )
-                result = SendResult(False, self.scrubber(f"{type(exc).__name__}: {exc}")[:1000])
-            await self._record_notification(claim, result)
+                result = self._error(exc)
+            outcome = await record_notification(self.database, claim, result, self.policy)
+        fields = {
+            "job_id": claim.job_id,
+            "channel": claim.channel,
+            "kind": claim.kind,
+            "target": describe_target(claim.channel, claim.target),
+            "attempt": claim.attempts,
+        }
+        if outcome is None:
+            log.warning("notification lease lost before its outcome was recorded", extra=fields)
+            return
+        if outcome == "sent":
+            log.info("notification sent", extra=fields)
+        else:
+            log.warning("notification %s", outcome, extra={**fields, "error": result.error})
+        self._count(family(claim.channel), outcome)
 
-    async def _send_notification(self, claim: _NotificationClaim) -> SendResult:
+    async def _send_notification(self, claim: NotificationClaim) -> SendResult:
         async with self.database.session() as session:
             job = await session.get(Job, claim.job_id)
             if job is None:
@@ -242,8 +174,9 @@ class Notifier:
             try:
                 image_url = await self.storage.url(job.result_key, self.settings.signed_url_ttl_s)
             except Exception:
-                log.warning("no signed image URL for notification", extra={"job_id": job.id})
-        context = job_context(job, event, style, page_url=self.page_url(job), image_url=image_url)
+                log.warning("no signed image URL for the notification", extra={"job_id": job.id})
+        page_url = f"{self.settings.public_base_url}/p/{job.public_id}"
+        context = job_context(job, event, style, page_url=page_url, image_url=image_url)
         language = event.language if event else None
         message = render_message(claim.kind, language, event.templates if event else None, context)  # type: ignore[arg-type]
         delivery = build_delivery(
@@ -264,111 +197,36 @@ class Notifier:
                 attachments=attachments,
             )
 
-    async def _record_notification(self, claim: _NotificationClaim, result: SendResult) -> None:
-        now = utcnow()
-        values: dict[str, Any] = {"lease_until": None}
-        if result.ok:
-            outcome = "sent"
-            values.update(state="sent", sent_at=now, last_error=None, next_attempt_at=None)
-        elif result.permanent or claim.attempts >= self.max_attempts:
-            outcome = "failed"
-            values.update(state="failed", last_error=result.error, next_attempt_at=None)
-        else:
-            outcome = "retry"
-            delay = self.backoff_s(claim.attempts)
-            values.update(state="pending", last_error=result.error, next_attempt_at=now + timedelta(seconds=delay))
-        stmt = (
-            sa.update(N)
-            .where(N.c.id == claim.id, N.c.state == "sending", N.c.lease_until == claim.lease_until)
-            .values(**values)
-        )
-        applied = await self._write(stmt)
-        fields = {
-            "job_id": claim.job_id,
-            "channel": claim.channel,
-            "kind": claim.kind,
-            "target": describe_target(claim.channel, claim.target),
-            "attempt": claim.attempts,
-        }
-        if not applied:
-            log.warning("notification lease lost before recording the outcome", extra={**fields, "outcome": outcome})
-            return
-        if outcome == "sent":
-            log.info("notification sent", extra=fields)
-        else:
-            log.warning(f"notification {outcome}", extra={**fields, "error": result.error})
-        self._count(family(claim.channel), outcome)
+    # --- organiser alerts --------------------------------------------------------------------------
 
-    # --- sending credit alerts ---------------------------------------------------------------------
-
-    async def _deliver_alert(self, claim: _AlertClaim) -> None:
+    async def _alert(self, claim: AlertClaim) -> None:
         async with self._semaphore:
-            outcome_state: str | None = None
+            skipped = False
             try:
                 async with self.database.session() as session:
                     event = await session.get(Event, claim.event_id)
                 if event is None or not event.alert_urls:
-                    outcome_state = "skipped"
-                    result = SendResult(False, "event has no alert_urls", permanent=True)
+                    skipped = True
+                    result = SendResult(False, "the event has no alert_urls", permanent=True)
                 else:
-                    context = {
-                        "event": event_context(event),
-                        "alert": {
-                            "threshold": claim.threshold,
-                            "credits": event.credits,
-                            "granted": event.granted_total,
-                        },
-                    }
+                    alert = {"threshold": claim.threshold, "credits": event.credits, "granted": event.granted_total}
+                    context = {"event": event_context(event), "alert": alert}
                     message = render_message("alert", event.language, event.templates, context)
                     result = await self.sender.send(list(event.alert_urls), title=message.subject, body=message.text)
             except Exception as exc:
-                result = SendResult(False, self.scrubber(f"{type(exc).__name__}: {exc}")[:1000])
-            await self._record_alert(claim, result, outcome_state)
-
-    async def _record_alert(self, claim: _AlertClaim, result: SendResult, forced_state: str | None) -> None:
-        now = utcnow()
-        if forced_state:
-            outcome, values = forced_state, {"state": forced_state, "last_error": result.error, "sent_at": None}
-        elif result.ok:
-            outcome, values = "sent", {"state": "sent", "sent_at": now, "last_error": None}
-        elif result.permanent or claim.attempts >= self.max_attempts:
-            outcome, values = "failed", {"state": "failed", "last_error": result.error, "sent_at": None}
-        else:
-            retry_at = now + timedelta(seconds=self.backoff_s(claim.attempts))
-            outcome, values = "retry", {"state": "pending", "last_error": result.error, "sent_at": retry_at}
-        stmt = (
-            sa.update(A)
-            .where(A.c.id == claim.id, A.c.state == "sending", A.c.sent_at == claim.lease_until)
-            .values(**values)
-        )
-        if await self._write(stmt):
+                result = self._error(exc)
+            outcome = await record_alert(self.database, claim, result, self.policy, skipped=skipped)
+        if outcome is not None:
             fields = {"event_id": claim.event_id, "threshold": claim.threshold, "attempt": claim.attempts}
-            log.log(logging.INFO if outcome == "sent" else logging.WARNING, f"credit alert {outcome}", extra=fields)
+            level = logging.INFO if outcome == "sent" else logging.WARNING
+            log.log(level, "credit alert %s", outcome, extra={**fields, "error": result.error})
             self._count("alert", outcome)
 
     # --- helpers -----------------------------------------------------------------------------------
 
-    def backoff_s(self, attempts: int) -> float:
-        """Exponential backoff after the n-th failed attempt, capped, with a little jitter against herds."""
-        delay = min(self.max_backoff_s, self.base_backoff_s * (2 ** max(0, attempts - 1)))
-        return delay * random.uniform(1.0, 1.2)
-
-    def page_url(self, job: Job) -> str:
-        return f"{self.settings.public_base_url}/p/{job.public_id}"
-
-    async def _write(self, stmt: Any) -> bool:
-        """Run one outcome UPDATE; retried once, because losing it would send a delivered message again."""
-        for attempt in (1, 2):
-            try:
-                async with self.database.session() as session:
-                    result = await session.execute(stmt)
-                    return bool(result.rowcount)
-            except Exception:
-                if attempt == 2:
-                    log.exception("recording a notification outcome failed")
-                    return False
-                await asyncio.sleep(0.2)
-        return False
+    def _error(self, exc: Exception) -> SendResult:
+        """An unexpected exception while preparing or sending: retryable, message scrubbed."""
+        return SendResult(False, self.scrubber(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS])
 
     def _count(self, channel_family: str, outcome: str) -> None:
         if self.on_result is None:
