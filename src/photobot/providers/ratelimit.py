@@ -42,6 +42,7 @@ class MemoryRateLimiter:
         self.window_s = window_s
         self.lease_s = lease_s
         self._slots: dict[str, dict[str, float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     @asynccontextmanager
     async def hold(self, bucket: str) -> AsyncIterator[None]:
@@ -53,12 +54,19 @@ class MemoryRateLimiter:
             await self.release(bucket, token)
 
     async def acquire(self, bucket: str) -> str:
+        """Wait for a slot in `bucket`; returns the token to release.
+
+        Waiters of one process queue on a local lock per bucket, so they are served in order and only the head
+        of the queue asks Redis (no thundering herd when a slot frees up).
+        """
         token = uuid.uuid4().hex
-        while True:
-            wait = await self._attempt(bucket, token)
-            if wait <= 0:
-                return token
-            await asyncio.sleep(wait)  # the wait is computed from the window, not a blind poll
+        lock = self._locks.setdefault(bucket, asyncio.Lock())
+        async with lock:
+            while True:
+                wait = await self._attempt(bucket, token)
+                if wait <= 0:
+                    return token
+                await asyncio.sleep(wait)  # the wait is computed from the window, not a blind poll
 
     async def release(self, bucket: str, token: str) -> None:
         self.release_now(bucket, token)
