@@ -63,9 +63,12 @@ async def sync_env_keys(pool: KeyPool, settings: Settings) -> int:
     return await pool.sync_env_keys(secrets)
 
 
-def build_rate_limiter(settings: Settings, redis: Any | None = None) -> MemoryRateLimiter:
+def build_rate_limiter(
+    settings: Settings, redis: Any | None = None, *, prefix: str = "photobot:ratelimit:"
+) -> MemoryRateLimiter:
     """createTask slots per key: in Redis when there is one (shared by every worker), else in memory."""
     window = settings.kie_rate_window_s * (1 + RATE_MARGIN)
     if redis is None:
         return MemoryRateLimiter(settings.kie_rate_limit, window)
-    return RedisRateLimiter(redis, settings.kie_rate_limit, window, timeout_s=max(settings.redis_timeout_s, 0.25))
+    timeout = max(settings.redis_timeout_s, 0.25)
+    return RedisRateLimiter(redis, settings.kie_rate_limit, window, prefix=prefix, timeout_s=timeout)

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from photobot import metrics
 from photobot.providers.base import GenerationRequest, Provider, SubmitResult, TaskStatus
 from photobot.providers.errors import ProviderError
 from photobot.providers.keypool import KeyPool, PoolKey
@@ -56,6 +57,7 @@ class Submitter:
         self.policy = policy or RetryPolicy()
         self.max_key_failovers = max_key_failovers
         self.sleep = sleep
+        self.provider_name = str(getattr(provider, "name", "unknown"))  # metrics label
 
     async def submit(self, req: GenerationRequest) -> Submission:
         """Create the provider task for `req`; ProviderError (incl. NoKeyAvailable) when it cannot be done now."""
@@ -67,7 +69,8 @@ class Submitter:
             calls += 1
             try:
                 async with self.limiter.hold(key.bucket):
-                    result = await self.provider.submit(req, key.secret)
+                    call = self.provider.submit(req, key.secret)
+                    result = await metrics.timed_provider_call(self.provider_name, "submit", call)
             except ProviderError as exc:
                 await self.pool.report_failure(key, exc)
                 if exc.key_effect in ("disable", "exhausted"):
@@ -96,4 +99,5 @@ class Submitter:
         return await self._with_key(key, lambda secret: self.provider.fetch_status(task_id, meta, secret))
 
     async def _with_key(self, key: PoolKey, fn: Callable[[str], Awaitable[Any]]) -> Any:
-        return await call_with_retries(lambda: fn(key.secret), self.policy, sleep=self.sleep)
+        timed = lambda: metrics.timed_provider_call(self.provider_name, "status", fn(key.secret))  # noqa: E731
+        return await call_with_retries(timed, self.policy, sleep=self.sleep)
