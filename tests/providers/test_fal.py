@@ -83,7 +83,9 @@ async def test_error_webhook_and_failed_status(
     assert status.state == "fail"
 
 
-async def test_errors_are_classified(simulator: Simulator, aux: Aux, settings: Settings, http: httpx.AsyncClient) -> None:
+async def test_errors_are_classified(
+    simulator: Simulator, aux: Aux, settings: Settings, http: httpx.AsyncClient
+) -> None:
     simulator.config.fal_keys = [KEY]
     fal = FalProvider(http, settings)
     with pytest.raises(ProviderError) as info:

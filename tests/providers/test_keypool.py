@@ -144,7 +144,9 @@ async def test_two_workers_share_keys_and_limits(
     redis_clients = [aioredis.Redis.from_url(redis_url), aioredis.Redis.from_url(redis_url)]
     try:
         workers = [
-            Submitter(KieProvider(http, settings), KeyPool(db, "kie"), build_rate_limiter(settings, r, prefix=prefix), FAST)
+            Submitter(
+                KieProvider(http, settings), KeyPool(db, "kie"), build_rate_limiter(settings, r, prefix=prefix), FAST
+            )
             for db, r in zip((database, second_db), redis_clients, strict=True)
         ]
         results = await asyncio.gather(*(workers[i % 2].submit(req(aux)) for i in range(80)))

@@ -95,7 +95,9 @@ async def test_failure_callback_and_record(
 
 async def test_unreachable_input_fails_the_task(aux: Aux, settings: Settings, http: httpx.AsyncClient) -> None:
     kie = KieProvider(http, settings)
-    req = GenerationRequest("nano-banana-pro", "p", ("http://127.0.0.1:9/nope.png",), callback_url=aux.callback_url("x"))
+    req = GenerationRequest(
+        "nano-banana-pro", "p", ("http://127.0.0.1:9/nope.png",), callback_url=aux.callback_url("x")
+    )
     await kie.submit(req, KEY)
     (received,) = await aux.wait_for("x")
     event = kie.parse_callback(received.body)
@@ -121,7 +123,9 @@ async def test_credit_query(simulator: Simulator, settings: Settings, http: http
     assert simulator.stats.credit_calls == 1
 
 
-async def test_uploads_all_three_endpoints(simulator: Simulator, aux: Aux, settings: Settings, http: httpx.AsyncClient) -> None:
+async def test_uploads_all_three_endpoints(
+    simulator: Simulator, aux: Aux, settings: Settings, http: httpx.AsyncClient
+) -> None:
     import base64
 
     kie = KieProvider(http, settings)

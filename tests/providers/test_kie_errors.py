@@ -55,7 +55,9 @@ async def test_code_classification_over_http(
     assert KEY not in str(err) and KEY not in repr(err)
 
 
-async def test_real_validation_error_from_the_simulator(simulator: Simulator, settings: Settings, http: httpx.AsyncClient) -> None:
+async def test_real_validation_error_from_the_simulator(
+    simulator: Simulator, settings: Settings, http: httpx.AsyncClient
+) -> None:
     """The simulator's own rules agree with our table; a body it rejects is a fatal 422."""
     kie = KieProvider(http, settings)
     body = kie.build_body(GenerationRequest("nano-banana-pro", "p", ("http://x/y.png",)))

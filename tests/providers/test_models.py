@@ -117,4 +117,3 @@ def test_kie_validation_is_a_fatal_provider_error(make_settings: Callable[..., S
         kie.build_body(GenerationRequest("fal-ai/nano-banana-pro/edit", "p", IMG))
     assert info.value.code == "provider_validation" and not info.value.transient
     assert info.value.field == "model"  # type: ignore[attr-defined]
-

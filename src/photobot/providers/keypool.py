@@ -13,9 +13,9 @@ follows the same state machine:
 
 `acquire` picks and stamps `last_used_at` in one transaction: on PostgreSQL with `FOR UPDATE SKIP LOCKED` so two
 workers never take the same row at the same instant (and a plain `FOR UPDATE` when every usable row is locked,
-so many pickers on few keys wait a moment instead of seeing "no key"); on SQLite every write transaction is `BEGIN IMMEDIATE`
-(see `db.py`), which serialises pickers. When no key is usable it raises `NoKeyAvailable(retry_at)`: the job
-waits, it does not fail.
+so many pickers on few keys wait a moment instead of seeing "no key"); on SQLite every write transaction is
+`BEGIN IMMEDIATE` (see `db.py`), which serialises pickers. When no key is usable it raises
+`NoKeyAvailable(retry_at)`: the job waits, it does not fail.
 """
 
 from __future__ import annotations
