@@ -1,0 +1,347 @@
+"""Request and response shapes of the admin API (validation and OpenAPI from the same models).
+
+Responses never carry secrets: provider keys are masked (`…abcd`), client tokens are shown once at creation,
+Apprise URLs (which hold passwords and bot tokens) only by scheme, guest e-mail and phone masked.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from photobot.models import (
+    ClientToken,
+    CreditLedger,
+    Event,
+    Job,
+    JobState,
+    JobTransition,
+    Notification,
+    ProviderKey,
+    Style,
+    User,
+    utcnow,
+)
+from photobot.notify.channels import describe_target
+from photobot.notify.masking import mask_email, mask_phone
+from photobot.services.operations import EventStats
+
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def mask_url(url: str) -> str:
+    """An Apprise URL by its scheme only: the rest may hold a password or a bot token."""
+    return f"{urlsplit(url).scheme or '?'}://…"
+
+
+# --- events and users ---------------------------------------------------------------------------------------
+class EventFields(BaseModel):
+    model_config = _STRICT
+
+    title: str | None = Field(None, max_length=200, description="Shown on guest pages and in messages.")
+    logo_url: str | None = Field(None, max_length=1000)
+    primary_color: str | None = Field(None, max_length=20, pattern=r"^#?[0-9A-Fa-f]{3,8}$|^[a-z]+$")
+    footer_text: str | None = Field(None, max_length=500)
+    language: str | None = Field(None, max_length=10, description="en, es, id, …")
+    notify_urls: list[str] | None = Field(None, description="Extra Apprise URLs told about every photo.")
+    alert_urls: list[str] | None = Field(None, description="Organiser alert Apprise URLs (credits running low).")
+    notify_on_failure: bool | None = None
+    templates: dict[str, str] | None = None
+
+
+class EventCreate(EventFields):
+    name: str = Field(min_length=1, max_length=200)
+    credits: int = Field(0, ge=0, description="Credits granted at creation.")
+
+
+class EventUpdate(EventFields):
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+
+class CreditsIn(BaseModel):
+    model_config = _STRICT
+    add: int = Field(gt=0, le=1_000_000, description="Credits to grant (a `grant` ledger row).")
+
+
+class EventOut(BaseModel):
+    id: int
+    name: str
+    credits: int
+    granted_total: int
+    title: str | None
+    logo_url: str | None
+    primary_color: str | None
+    footer_text: str | None
+    language: str
+    notify_urls: list[str] = Field(description="Masked: scheme only.")
+    alert_urls: list[str] = Field(description="Masked: scheme only.")
+    notify_on_failure: bool
+    templates: dict[str, str]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, event: Event) -> EventOut:
+        data = event.model_dump()
+        data["notify_urls"] = [mask_url(u) for u in event.notify_urls]
+        data["alert_urls"] = [mask_url(u) for u in event.alert_urls]
+        return cls.model_validate(data)
+
+
+class UserCreate(BaseModel):
+    model_config = _STRICT
+    external_id: str = Field(min_length=1, max_length=200)
+    credits: int = Field(0, ge=0)
+
+
+class UserOut(BaseModel):
+    id: int
+    external_id: str
+    credits: int
+    granted_total: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls.model_validate(user.model_dump())
+
+
+class StatsQuery(BaseModel):
+    model_config = _STRICT
+    since: datetime | None = Field(None, description="Count jobs created at or after (ISO 8601).")
+    until: datetime | None = Field(None, description="Count jobs created before (ISO 8601).")
+
+
+class EventStatsOut(BaseModel):
+    event_id: int
+    name: str
+    submitted: int
+    completed: int
+    failed: int
+    in_flight: int
+    credits_spent: int = Field(description="Credits of completed jobs.")
+    credits_reserved: int = Field(description="Credits held by jobs in flight.")
+    credits_refunded: int = Field(description="Credits released by failed jobs.")
+    credits_balance: int
+    credits_granted: int
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def of(cls, stats: EventStats) -> EventStatsOut:
+        return cls.model_validate(stats.as_dict())
+
+
+# --- styles ---------------------------------------------------------------------------------------------------
+class StyleOut(BaseModel):
+    id: str
+    name: str
+    prompt: str
+    model: str
+    provider: str | None
+    aspect_ratio: str | None
+    resolution: str | None
+    output_format: str | None
+    cost: int
+    reference_keys: list[str]
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, style: Style) -> StyleOut:
+        return cls.model_validate(style.model_dump())
+
+
+# --- keys and tokens ----------------------------------------------------------------------------------------------
+class KeyCreate(BaseModel):
+    model_config = _STRICT
+    provider: Literal["kie", "fal"]
+    secret: str = Field(min_length=8, max_length=500, description="The provider API key (never shown again).")
+    label: str | None = Field(None, max_length=200)
+
+
+class KeyDisable(BaseModel):
+    model_config = _STRICT
+    reason: str = Field("disabled by operator", max_length=200)
+
+
+class KeyOut(BaseModel):
+    id: int
+    provider: str
+    secret: str = Field(description="Masked: the last four characters only.")
+    label: str | None
+    active: bool
+    state: Literal["usable", "cooling_down", "exhausted", "disabled"]
+    last_used_at: datetime | None
+    cooldown_until: datetime | None
+    failure_count: int
+    disabled_reason: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, key: ProviderKey) -> KeyOut:
+        from photobot.metrics import key_state
+
+        data = key.model_dump(exclude={"secret"})
+        return cls.model_validate({**data, "secret": key.masked, "state": key_state(key, utcnow())})
+
+
+class TokenCreate(BaseModel):
+    model_config = _STRICT
+    scope: Literal["event", "app", "admin"]
+    event_id: int | None = Field(None, description="Required for event (kiosk) tokens.")
+    label: str | None = Field(None, max_length=200)
+
+
+class TokenOut(BaseModel):
+    id: int
+    scope: str
+    event_id: int | None
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, token: ClientToken) -> TokenOut:
+        return cls.model_validate(token.model_dump(exclude={"token_hash"}))
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The bearer token. Shown once: only its hash is stored.")
+
+
+# --- jobs ---------------------------------------------------------------------------------------------------------
+class JobsQuery(BaseModel):
+    model_config = _STRICT
+    event_id: int | None = None
+    user_id: int | None = None
+    state: str | None = Field(
+        None, description="pending, processing, submitting, waiting, finishing, completed or failed."
+    )
+    since: datetime | None = Field(None, description="Created at or after (ISO 8601).")
+    until: datetime | None = Field(None, description="Created before (ISO 8601).")
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class AdminJobOut(BaseModel):
+    id: str
+    public_id: str
+    status: Literal["pending", "processing", "completed", "failed"]
+    state: str
+    event_id: int | None
+    user_id: int | None
+    token_id: int | None
+    style_id: str
+    cost: int
+    provider: str
+    model: str
+    aspect_ratio: str | None
+    resolution: str | None
+    output_format: str | None
+    provider_task_id: str | None
+    provider_key_id: int | None
+    attempts: int
+    next_attempt_at: datetime | None
+    deadline_at: datetime
+    lease_owner: str | None
+    error_code: str | None
+    error_message: str | None
+    guest_id: str | None
+    email: str | None = Field(description="Masked.")
+    phone: str | None = Field(description="Masked.")
+    input_key: str
+    result_key: str | None
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None
+    callback_at: datetime | None
+    completed_at: datetime | None
+    purged_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> AdminJobOut:
+        data = job.model_dump(exclude={"request_hash", "idempotency_key", "prompt", "provider_meta", "result_urls"})
+        data["status"] = JobState(job.state).public
+        data["email"] = mask_email(job.email) if job.email else None
+        data["phone"] = mask_phone(job.phone) if job.phone else None
+        return cls.model_validate(data)
+
+
+class TransitionOut(BaseModel):
+    from_state: str | None
+    to_state: str
+    note: str | None
+    at: datetime
+
+    @classmethod
+    def of(cls, row: JobTransition) -> TransitionOut:
+        return cls.model_validate(row.model_dump())
+
+
+class LedgerOut(BaseModel):
+    id: int
+    reason: str
+    delta: int
+    event_id: int | None
+    user_id: int | None
+    note: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: CreditLedger) -> LedgerOut:
+        return cls.model_validate(row.model_dump())
+
+
+class NotificationOut(BaseModel):
+    id: int
+    job_id: str
+    channel: str
+    kind: str
+    target: str = Field(description="Masked.")
+    state: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    sent_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Notification) -> NotificationOut:
+        data = row.model_dump()
+        data["target"] = describe_target(row.channel, row.target)
+        return cls.model_validate(data)
+
+
+class JobDetailOut(BaseModel):
+    job: AdminJobOut
+    transitions: list[TransitionOut]
+    ledger: list[LedgerOut]
+    notifications: list[NotificationOut]
+
+    @classmethod
+    def of(cls, details: dict[str, Any]) -> JobDetailOut:
+        return cls(
+            job=AdminJobOut.of(details["job"]),
+            transitions=[TransitionOut.of(t) for t in details["transitions"]],
+            ledger=[LedgerOut.of(r) for r in details["ledger"]],
+            notifications=[NotificationOut.of(n) for n in details["notifications"]],
+        )
+
+
+class RetryOut(BaseModel):
+    retry_of: str = Field(description="The failed job this one repeats.")
+    job: AdminJobOut
+
+
+class FailIn(BaseModel):
+    model_config = _STRICT
+    reason: str | None = Field(None, max_length=500, description="Stored as the job's error message.")
+
+
+class ResendIn(BaseModel):
+    model_config = _STRICT
+    channel: str = Field(min_length=1, max_length=64, description="email, whatsapp or push:<n>.")

@@ -1,0 +1,125 @@
+"""ASGI middleware: a request id on every request and log line, and HTTP metrics by route template.
+
+`RequestContextMiddleware` takes the caller's `X-Request-ID` when it looks like an id (letters, digits, `._-`,
+up to 64 characters), otherwise makes one; binds it for logging (`request_id` on every line emitted while the
+request runs, including background work it starts) and returns it in the `X-Request-ID` response header.
+
+`MetricsMiddleware` counts every request by method, route *template* (`/v1/jobs/{job_id}`; unmatched paths
+are `unmatched`, so scanners cannot blow up label cardinality) and status, observes its duration, and
+counts provider callbacks by outcome (the receiver sets `request.state.callback_outcome`; refusals are
+derived from the status).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.routing import Match, Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from photobot import metrics
+from photobot.logs import bind
+
+log = logging.getLogger("photobot.http")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+WEBHOOK_PREFIX = "/webhooks/"
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _VALID_ID.match(incoming) else new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        with bind(request_id=request_id):
+            await self.app(scope, receive, send_with_id)
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = route_template(scope)
+            method = scope.get("method", "GET")
+            log.debug(
+                "http request",
+                extra={"method": method, "route": route, "status": status,
+                       "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
+            )  # fmt: skip
+            metrics.http_request(method, route, status, time.perf_counter() - started)
+            if route.startswith(WEBHOOK_PREFIX) and method == "POST":
+                outcome = scope.get("state", {}).get("callback_outcome")
+                if outcome is None:
+                    outcome = metrics.CALLBACK_OUTCOME_BY_STATUS.get(status, f"http_{status}")
+                metrics.callback(route.removeprefix(WEBHOOK_PREFIX), outcome)
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that serves `scope` (`unmatched` when none does)."""
+    app = scope.get("app")
+    routes = getattr(app, "routes", None) or []
+    partial = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            if isinstance(route, Mount):
+                return route.path.rstrip("/") + "/{path}"
+            return getattr(route, "path", "unmatched")
+        if match == Match.PARTIAL and partial is None:
+            partial = getattr(route, "path", None)  # right path, wrong method (405)
+    return partial or "unmatched"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            try:
+                return value.decode("latin-1").strip()
+            except Exception:  # pragma: no cover
+                return None
+    return None
+
+
+def middleware() -> list[Any]:
+    """The middleware stack for `create_app` (outermost first)."""
+    from starlette.middleware import Middleware
+
+    return [Middleware(RequestContextMiddleware), Middleware(MetricsMiddleware)]

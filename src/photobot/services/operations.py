@@ -1,0 +1,261 @@
+"""Operator actions on jobs and events, shared by the CLI (`photobot jobs retry|refund`, `events stats`) and
+the admin API (`/v1/admin/jobs/{id}/retry|fail|resend`, `/v1/admin/events/{id}/stats`).
+
+- **retry** never reopens a failed job: the credit ledger holds exactly one `reserve` per job and a failed job
+  has already been released. Instead a *new* job is made with the same parameters, its input photo copied
+  under the new job's key and a new credit reserved (402-style `Invalid` when the account has none left);
+  both jobs get a `JobTransition` note naming the other ("retry of …" / "retried as …").
+- **fail and refund** moves a stuck in-flight job to `failed` through `jobs.steps.fail_job`, which releases
+  the credit exactly once (a conditional state update guards it) and plans the failure notifications.
+- **resend** queues one notification channel again (see `notify.service.resend_notification`).
+- **stats** counts an event's jobs and credits.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from photobot import credits
+from photobot.db import Database
+from photobot.jobs.states import IN_FLIGHT
+from photobot.jobs.steps import fail_job
+from photobot.logs import bind
+from photobot.models import CreditLedger, Event, Job, JobState, JobTransition, LedgerReason, Notification, utcnow
+from photobot.models import new_job_id as _new_job_id
+from photobot.notify import NotificationNotFound, resend_notification
+from photobot.services import Invalid, NotFound
+from photobot.settings import Settings
+from photobot.storage import Storage, StorageError
+
+log = logging.getLogger(__name__)
+
+OPERATOR_FAILED = "operator_failed"
+COPIED_FIELDS = (
+    "event_id", "user_id", "token_id", "style_id", "cost", "provider", "model", "prompt", "aspect_ratio",
+    "resolution", "output_format", "reference_keys", "guest_id", "email", "phone",
+)  # fmt: skip
+
+
+class NoCreditsLeft(Invalid):
+    """The account cannot pay for the retry."""
+
+
+class WrongState(Invalid):
+    """The job is not in a state the operation applies to."""
+
+
+async def _job(session: AsyncSession, job_id: str) -> Job:
+    job = await session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+# --- retry ------------------------------------------------------------------------------------------------
+async def retry_job(db: Database, storage: Storage, settings: Settings, job_id: str) -> Job:
+    """Make a new job from a failed one (same parameters and photo, a new credit); returns the new job."""
+    async with db.session() as session:
+        old = await _job(session, job_id)
+    if old.state != JobState.failed:
+        raise WrongState(f"job {job_id} is {old.state}: only failed jobs can be retried")
+    if old.purged_at is not None:
+        raise Invalid(f"job {job_id}: its input photo was already deleted (retention)")
+    new_id = _new_job_id()
+    extension = old.input_key.rsplit(".", 1)[-1] if "." in old.input_key else "jpg"
+    input_key = f"inputs/{new_id}.{extension}"
+    await _copy_object(storage, settings, old.input_key, input_key)
+    now = utcnow()
+    job = Job(
+        id=new_id,
+        **{name: getattr(old, name) for name in COPIED_FIELDS},
+        input_key=input_key,
+        state=JobState.pending,
+        next_attempt_at=now,
+        deadline_at=now + timedelta(seconds=settings.job_timeout_s),
+        created_at=now,
+        updated_at=now,
+    )
+    job.reference_keys = list(old.reference_keys)
+    try:
+        async with db.session() as session:
+            session.add(job)
+            await session.flush()
+            await credits.reserve(session, job)
+            session.add(JobTransition(job_id=new_id, from_state=None, to_state=JobState.pending,
+                                      note=f"retry of {old.id}", at=now))  # fmt: skip
+            session.add(JobTransition(job_id=old.id, from_state=JobState.failed, to_state=JobState.failed,
+                                      note=f"retried as {new_id}", at=now))  # fmt: skip
+    except credits.NoCredits:
+        await _delete_quietly(storage, input_key)
+        raise NoCreditsLeft("the account has no credits left for a retry") from None
+    except BaseException:
+        await _delete_quietly(storage, input_key)
+        raise
+    with bind(job_id=new_id, event_id=job.event_id):
+        log.info("job retried", extra={"retry_of": old.id})
+    return job
+
+
+async def _copy_object(storage: Storage, settings: Settings, source: str, target: str) -> None:
+    tmp_dir = settings.var_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="retry-", delete=False) as handle:
+        path = Path(handle.name)
+    try:
+        try:
+            await storage.download_to(source, path)
+        except (StorageError, OSError):
+            raise Invalid(f"the input photo {source} is no longer stored") from None
+        await storage.put_file(target, path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+async def _delete_quietly(storage: Storage, key: str) -> None:
+    try:
+        await storage.delete(key)
+    except Exception:  # pragma: no cover - best effort
+        log.warning("could not delete %s after a failed retry", key)
+
+
+# --- fail and refund ----------------------------------------------------------------------------------------
+async def fail_and_refund(db: Database, settings: Settings, job_id: str, reason: str | None = None) -> Job:
+    """Fail a stuck in-flight job and release its credit (exactly once); returns the failed job."""
+    message = (reason or "Stopped by an operator; the credit was refunded.").strip()[:1000]
+    async with db.session() as session:
+        job = await _job(session, job_id)
+        if JobState(job.state).final:
+            raise WrongState(f"job {job_id} is already {job.state}")
+        won = await fail_job(session, job_id, OPERATOR_FAILED, message, IN_FLIGHT, settings=settings)
+        if not won:
+            raise WrongState(f"job {job_id} changed state meanwhile; look again")
+        await session.flush()
+        failed = await _job(session, job_id)
+        await session.refresh(failed)
+    with bind(job_id=job_id, event_id=failed.event_id):
+        log.info("job failed and refunded by an operator")
+    return failed
+
+
+# --- resend -------------------------------------------------------------------------------------------------
+async def resend(db: Database, settings: Settings, job_id: str, channel: str) -> Notification:
+    """Queue one notification channel of a job again (also after it was sent)."""
+    try:
+        return await resend_notification(db, job_id, channel, settings=settings)
+    except NotificationNotFound as exc:
+        raise NotFound(str(exc).strip("'\"")) from None
+
+
+# --- show ---------------------------------------------------------------------------------------------------
+async def job_details(session: AsyncSession, job_id: str) -> dict[str, Any]:
+    """A job with its transitions, ledger rows and notifications (for `jobs show` and the admin API)."""
+    job = await _job(session, job_id)
+    transitions = (
+        await session.execute(sa.select(JobTransition).where(JobTransition.job_id == job_id).order_by(JobTransition.id))
+    ).scalars()
+    ledger = (
+        await session.execute(sa.select(CreditLedger).where(CreditLedger.job_id == job_id).order_by(CreditLedger.id))
+    ).scalars()
+    notifications = (
+        await session.execute(sa.select(Notification).where(Notification.job_id == job_id).order_by(Notification.id))
+    ).scalars()
+    return {"job": job, "transitions": list(transitions), "ledger": list(ledger), "notifications": list(notifications)}
+
+
+# --- stats --------------------------------------------------------------------------------------------------
+@dataclass
+class EventStats:
+    event_id: int
+    name: str
+    submitted: int
+    completed: int
+    failed: int
+    in_flight: int
+    credits_spent: int
+    credits_reserved: int
+    credits_refunded: int
+    credits_balance: int
+    credits_granted: int
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("since", "until"):
+            if data[name] is not None:
+                data[name] = data[name].isoformat()
+        return data
+
+
+async def event_stats(
+    session: AsyncSession, event_id: int, *, since: datetime | None = None, until: datetime | None = None
+) -> EventStats:
+    """Jobs submitted / completed / failed / in flight, and credits spent, for one event (optionally a window
+    of job creation times)."""
+    event = await session.get(Event, event_id)
+    if event is None:
+        raise NotFound(f"event {event_id} not found")
+    where = [Job.event_id == event_id]
+    if since is not None:
+        where.append(Job.created_at >= since)
+    if until is not None:
+        where.append(Job.created_at < until)
+    rows = (
+        await session.execute(
+            sa.select(Job.state, sa.func.count(), sa.func.coalesce(sa.func.sum(Job.cost), 0))
+            .where(*where)
+            .group_by(Job.state)
+        )
+    ).all()
+    by_state = {state: (int(count), int(cost)) for state, count, cost in rows}
+    in_flight = [s.value for s in IN_FLIGHT]
+    refunded_query = (
+        sa.select(sa.func.coalesce(sa.func.sum(CreditLedger.delta), 0))
+        .join(Job, Job.id == CreditLedger.job_id)
+        .where(CreditLedger.reason == LedgerReason.release, *where)
+    )
+    refunded = int((await session.execute(refunded_query)).scalar_one() or 0)
+    return EventStats(
+        event_id=event_id,
+        name=event.name,
+        submitted=sum(count for count, _ in by_state.values()),
+        completed=by_state.get(JobState.completed.value, (0, 0))[0],
+        failed=by_state.get(JobState.failed.value, (0, 0))[0],
+        in_flight=sum(by_state.get(s, (0, 0))[0] for s in in_flight),
+        credits_spent=by_state.get(JobState.completed.value, (0, 0))[1],
+        credits_reserved=sum(by_state.get(s, (0, 0))[1] for s in in_flight),
+        credits_refunded=refunded,
+        credits_balance=event.credits,
+        credits_granted=event.granted_total,
+        since=since,
+        until=until,
+    )
+
+
+async def all_event_stats(
+    session: AsyncSession, *, since: datetime | None = None, until: datetime | None = None
+) -> list[EventStats]:
+    ids = list((await session.execute(sa.select(Event.id).order_by(Event.id))).scalars())
+    return [await event_stats(session, event_id, since=since, until=until) for event_id in ids]
+
+
+__all__ = [
+    "OPERATOR_FAILED",
+    "EventStats",
+    "NoCreditsLeft",
+    "WrongState",
+    "all_event_stats",
+    "event_stats",
+    "fail_and_refund",
+    "job_details",
+    "resend",
+    "retry_job",
+]
