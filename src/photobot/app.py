@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from photobot import health, media
+from photobot import admin, health, media, metrics, middleware, openapi
 from photobot.api import jobs as jobs_api
 from photobot.jobs.wiring import Providers
 from photobot.jobs.worker import Worker
@@ -65,7 +65,9 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
 
 
 def build_routes() -> list[BaseRoute]:
-    return [*health.routes, *media.routes, *jobs_api.routes, *webhooks.routes]
+    from photobot.pages.routes import routes as pages  # guest pages, gallery, kiosk, /v1/styles
+
+    return [*health.routes, *media.routes, *jobs_api.routes, *webhooks.routes, *pages]
 
 
 def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:
@@ -77,6 +79,7 @@ def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:
         ):
             app.state.runtime = runtime
             app.state.providers = providers
+            health.install(runtime)  # backlog readiness check, drain on SIGTERM
             if run_dispatcher:
                 async with Worker.running(runtime, providers) as worker:
                     app.state.worker = worker
@@ -87,7 +90,8 @@ def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:
                 runtime.draining = True
 
     app = Starlette(
-        routes=build_routes(),
+        routes=[*build_routes(), *metrics.routes, *openapi.routes, *admin.routes],
+        middleware=middleware.middleware(),
         lifespan=lifespan,
         exception_handlers={Problem: handle_problem, HTTPException: _http_exception, Exception: _unhandled},
     )

@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from photobot import metrics
 from photobot.jobs.dispatcher import Dispatcher
 from photobot.jobs.wiring import Providers
 from photobot.notify import Notifier
+from photobot.pages.retention import run_retention
 from photobot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -34,10 +36,11 @@ class Worker:
         notify_wake = asyncio.Event()
         stop = asyncio.Event()
         dispatcher = Dispatcher(runtime, providers, notify_wake=notify_wake)
-        notifier = Notifier(runtime.db, runtime.settings, runtime.storage)
+        notifier = Notifier(runtime.db, runtime.settings, runtime.storage, on_result=metrics.notification_result)
         tasks = [
             asyncio.create_task(dispatcher.run_forever(), name="dispatcher"),
             asyncio.create_task(notifier.run_forever(stop, notify_wake), name="notifier"),
+            asyncio.create_task(run_retention(runtime, stop), name="retention"),
         ]
         for extra in runtime.extras.get("periodic", []):
             tasks.append(asyncio.create_task(extra(stop), name=getattr(extra, "__name__", "periodic")))

@@ -1,0 +1,190 @@
+"""Rendering for the HTML pages: one Jinja2 environment, the page strings per language, event branding.
+
+Pages are server-rendered and work without JavaScript; the scripts under `static/` only add live updates,
+sharing and the kiosk camera. Static files are referenced with a content hash (`?v=…`), so they can be cached
+for a long time and still change on deploy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.responses import HTMLResponse
+
+from photobot.models import Event
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+STATIC_PREFIX = "/pages-static"
+
+# Security headers for every page: scripts only from us, no framing, no referrer leaking the page id.
+# Images may come from the object store (presigned S3 URLs) and the organiser's logo host.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: https: http:; "
+    "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+_COLOR = re.compile(r"^(#[0-9a-fA-F]{3,8}|[a-zA-Z]{3,20})$")
+DEFAULT_COLOR = "#5b3df5"
+
+STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "your_photo": "Your photo",
+        "pending_title": "Your photo is on its way",
+        "pending_text": "We are turning your picture into art. It usually takes under a minute.",
+        "keep_open": "Keep this page open: the photo appears here by itself.",
+        "status_pending": "Waiting in line…",
+        "status_processing": "Creating your photo…",
+        "status_completed": "Your photo is ready!",
+        "status_failed": "Something went wrong.",
+        "ready_title": "Your photo is ready",
+        "photo_alt": "Your AI-styled photo",
+        "download": "Download",
+        "share": "Share",
+        "share_text": "My photo from {title}",
+        "kept_for": "This photo stays available for {days} days.",
+        "failed_title": "Sorry, we could not make your photo",
+        "failed_text": "This happens now and then. Please ask the booth staff to take another picture.",
+        "not_found_title": "Photo not found",
+        "not_found_text": "This link does not lead to a photo. Please check it, or scan the QR code again.",
+        "expired_title": "This photo has expired",
+        "expired_text": "Photos are kept for {days} days and then deleted for your privacy.",
+        "forbidden_title": "This link is not valid",
+        "forbidden_text": "The gallery link is wrong or has expired. Ask the organiser for a new one.",
+        "gallery": "Gallery",
+        "gallery_empty": "No photos yet. They appear here as soon as they are ready.",
+        "newer": "Newer photos",
+        "older": "Older photos",
+        "page_n": "Page {n}",
+        "live_wall": "Live wall",
+        "photo_n": "Photo {n}",
+        "connection_lost": "Connection lost, retrying…",
+    },
+    "es": {
+        "your_photo": "Tu foto",
+        "pending_title": "Tu foto está en camino",
+        "pending_text": "Estamos convirtiendo tu imagen en arte. Suele tardar menos de un minuto.",
+        "keep_open": "Mantén esta página abierta: la foto aparecerá aquí sola.",
+        "status_pending": "En la cola…",
+        "status_processing": "Creando tu foto…",
+        "status_completed": "¡Tu foto está lista!",
+        "status_failed": "Algo salió mal.",
+        "ready_title": "Tu foto está lista",
+        "photo_alt": "Tu foto con estilo IA",
+        "download": "Descargar",
+        "share": "Compartir",
+        "share_text": "Mi foto de {title}",
+        "kept_for": "Esta foto estará disponible durante {days} días.",
+        "failed_title": "Lo sentimos, no pudimos crear tu foto",
+        "failed_text": "Pasa de vez en cuando. Pide al personal del fotomatón que tome otra foto.",
+        "not_found_title": "Foto no encontrada",
+        "not_found_text": "Este enlace no lleva a ninguna foto. Revísalo o vuelve a escanear el código QR.",
+        "expired_title": "Esta foto ha caducado",
+        "expired_text": "Las fotos se guardan {days} días y luego se borran por tu privacidad.",
+        "forbidden_title": "Este enlace no es válido",
+        "forbidden_text": "El enlace de la galería es incorrecto o ha caducado. Pide uno nuevo al organizador.",
+        "gallery": "Galería",
+        "gallery_empty": "Aún no hay fotos. Aparecerán aquí en cuanto estén listas.",
+        "newer": "Fotos más recientes",
+        "older": "Fotos anteriores",
+        "page_n": "Página {n}",
+        "live_wall": "Muro en vivo",
+        "photo_n": "Foto {n}",
+        "connection_lost": "Conexión perdida, reintentando…",
+    },
+    "id": {
+        "your_photo": "Foto kamu",
+        "pending_title": "Foto kamu sedang dibuat",
+        "pending_text": "Kami sedang mengubah fotomu menjadi karya seni. Biasanya kurang dari satu menit.",
+        "keep_open": "Biarkan halaman ini terbuka: foto akan muncul di sini dengan sendirinya.",
+        "status_pending": "Menunggu giliran…",
+        "status_processing": "Sedang membuat fotomu…",
+        "status_completed": "Fotomu sudah siap!",
+        "status_failed": "Terjadi kesalahan.",
+        "ready_title": "Fotomu sudah siap",
+        "photo_alt": "Foto bergaya AI milikmu",
+        "download": "Unduh",
+        "share": "Bagikan",
+        "share_text": "Fotoku dari {title}",
+        "kept_for": "Foto ini tersedia selama {days} hari.",
+        "failed_title": "Maaf, fotomu gagal dibuat",
+        "failed_text": "Kadang hal ini terjadi. Silakan minta petugas booth untuk memotret ulang.",
+        "not_found_title": "Foto tidak ditemukan",
+        "not_found_text": "Tautan ini tidak mengarah ke foto. Periksa lagi, atau pindai ulang kode QR.",
+        "expired_title": "Foto ini sudah kedaluwarsa",
+        "expired_text": "Foto disimpan selama {days} hari lalu dihapus demi privasimu.",
+        "forbidden_title": "Tautan ini tidak valid",
+        "forbidden_text": "Tautan galeri salah atau sudah kedaluwarsa. Minta tautan baru ke penyelenggara.",
+        "gallery": "Galeri",
+        "gallery_empty": "Belum ada foto. Foto akan muncul di sini begitu siap.",
+        "newer": "Foto lebih baru",
+        "older": "Foto lebih lama",
+        "page_n": "Halaman {n}",
+        "live_wall": "Dinding langsung",
+        "photo_n": "Foto {n}",
+        "connection_lost": "Koneksi terputus, mencoba lagi…",
+    },
+}
+
+
+def strings_for(language: str | None) -> dict[str, str]:
+    lang = (language or "en").split("-")[0].lower()
+    return STRINGS.get(lang, STRINGS["en"])
+
+
+@dataclass(frozen=True)
+class Branding:
+    title: str | None
+    logo_url: str | None
+    color: str
+    footer: str | None
+    lang: str
+
+    @classmethod
+    def of(cls, event: Event | None) -> Branding:
+        if event is None:
+            return cls(None, None, DEFAULT_COLOR, None, "en")
+        color = event.primary_color if event.primary_color and _COLOR.match(event.primary_color) else DEFAULT_COLOR
+        logo = event.logo_url if event.logo_url and event.logo_url.startswith(("https://", "http://")) else None
+        lang = (event.language or "en").split("-")[0].lower()
+        return cls(event.title or event.name, logo, color, event.footer_text, lang if lang in STRINGS else "en")
+
+
+@cache
+def _asset_version(name: str) -> str:
+    return hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:10]
+
+
+def asset(name: str) -> str:
+    return f"{STATIC_PREFIX}/{name}?v={_asset_version(name)}"
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["asset"] = asset
+    return env
+
+
+def render(name: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+    brand: Branding = context.setdefault("brand", Branding.of(None))
+    context.setdefault("t", strings_for(brand.lang))
+    html = environment().get_template(name).render(**context)
+    return HTMLResponse(html, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})

@@ -1,0 +1,159 @@
+"""Retention: guests' input photos go after `PHOTOBOT_INPUT_TTL_HOURS`, results after `PHOTOBOT_RESULT_TTL_DAYS`.
+
+`run_retention(runtime, stop)` runs in every worker (started by `Worker.running`) and calls `purge_once` every
+few minutes. Both halves are idempotent, so several workers running them at once only repeat harmless deletes.
+
+- Inputs (privacy, default 24 h): for final jobs created before the cut-off, the input photo is deleted from
+  storage. The job row has no "input deleted" column, so the progress is a cursor (the `created_at` up to which
+  inputs are gone) kept in storage under `retention/inputs.cursor`; the cursor never passes a job that is still
+  in flight (the dispatcher fails those at their deadline, then the next pass takes them).
+- Results (default 30 days after completion or failure): the result, its thumbnail and the input are deleted
+  and `purged_at` is set (a conditional update, so one worker wins). The guest page then answers 410.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from photobot.models import Job, JobState, utcnow
+from photobot.pages.thumbs import thumb_key
+from photobot.runtime import Runtime
+from photobot.storage.base import StorageError
+
+log = logging.getLogger(__name__)
+
+INTERVAL_S = 300.0
+BATCH = 200
+CURSOR_KEY = "retention/inputs.cursor"
+FINAL = (JobState.completed.value, JobState.failed.value)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class PurgeReport:
+    inputs_deleted: int = 0
+    results_purged: int = 0
+
+
+def result_expiry(runtime: Runtime, job: Job) -> datetime | None:
+    """When the job's page and photo expire (None while the job is in flight)."""
+    if job.completed_at is None or job.state not in FINAL:
+        return None
+    return job.completed_at + timedelta(days=runtime.settings.result_ttl_days)
+
+
+def is_expired(runtime: Runtime, job: Job, now: datetime | None = None) -> bool:
+    if job.purged_at is not None:
+        return True
+    expiry = result_expiry(runtime, job)
+    return expiry is not None and expiry <= (now or utcnow())
+
+
+async def _read_cursor(runtime: Runtime) -> datetime:
+    chunks = []
+    try:
+        async for chunk in runtime.storage.iter_chunks(CURSOR_KEY):
+            chunks.append(chunk)
+        return datetime.fromisoformat(b"".join(chunks).decode().strip())
+    except (StorageError, ValueError, UnicodeDecodeError):
+        return EPOCH
+
+
+async def _write_cursor(runtime: Runtime, value: datetime) -> None:
+    await runtime.storage.put_bytes(CURSOR_KEY, value.isoformat().encode(), "text/plain")
+
+
+async def _delete(runtime: Runtime, key: str | None) -> None:
+    if key:
+        await runtime.storage.delete(key)
+
+
+async def purge_inputs(runtime: Runtime, now: datetime) -> int:
+    cutoff = now - timedelta(hours=runtime.settings.input_ttl_hours)
+    cursor = await _read_cursor(runtime)
+    deleted = 0
+    while True:
+        async with runtime.db.session() as session:
+            rows = (
+                await session.execute(
+                    sa.select(Job.id, Job.state, Job.input_key, Job.created_at)
+                    .where(Job.created_at >= cursor, Job.created_at < cutoff)
+                    .order_by(Job.created_at, Job.id)
+                    .limit(BATCH)
+                )
+            ).all()
+        if not rows:
+            break
+        blocked, start = False, cursor
+        for _job_id, state, input_key, created_at in rows:
+            if state not in FINAL:
+                blocked = True  # still in flight: its input is needed; resume here next time
+                break
+            await _delete(runtime, input_key)
+            deleted += 1
+            cursor = created_at
+        if cursor != start:
+            await _write_cursor(runtime, cursor)
+        if blocked or len(rows) < BATCH or all(r.created_at == cursor for r in rows):
+            break  # done, or blocked by a job in flight, or a whole batch with one timestamp (no spinning)
+    return deleted
+
+
+async def purge_results(runtime: Runtime, now: datetime) -> int:
+    cutoff = now - timedelta(days=runtime.settings.result_ttl_days)
+    purged = 0
+    while True:
+        async with runtime.db.session() as session:
+            jobs = list(
+                (
+                    await session.execute(
+                        sa.select(Job)
+                        .where(Job.purged_at.is_(None), Job.state.in_(FINAL), Job.completed_at < cutoff)
+                        .order_by(Job.completed_at)
+                        .limit(BATCH)
+                    )
+                ).scalars()
+            )
+        for job in jobs:
+            for key in (job.result_key, thumb_key(job.id), job.input_key):
+                await _delete(runtime, key)
+            async with runtime.db.session() as session:
+                result = await session.execute(
+                    sa.update(Job).where(Job.id == job.id, Job.purged_at.is_(None)).values(purged_at=now)
+                )
+            purged += result.rowcount or 0  # type: ignore[attr-defined]
+        if len(jobs) < BATCH:
+            break
+    return purged
+
+
+async def purge_once(runtime: Runtime, now: datetime | None = None) -> PurgeReport:
+    now = now or utcnow()
+    report = PurgeReport()
+    report.inputs_deleted = await purge_inputs(runtime, now)
+    report.results_purged = await purge_results(runtime, now)
+    if report.inputs_deleted or report.results_purged:
+        log.info(
+            "retention pass",
+            extra={"inputs_deleted": report.inputs_deleted, "results_purged": report.results_purged},
+        )
+    return report
+
+
+async def run_retention(runtime: Runtime, stop: asyncio.Event, *, interval_s: float = INTERVAL_S) -> None:
+    """Purge now and then every `interval_s` until `stop` is set; errors are logged and retried next time."""
+    while not stop.is_set():
+        try:
+            await purge_once(runtime)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a store being down must not kill the worker
+            log.warning("retention pass failed", extra={"error": type(exc).__name__})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)

@@ -1,0 +1,236 @@
+/* Reference kiosk: a worked example of the public API, nothing more.
+   1. The event's kiosk token is entered once and kept in localStorage.
+   2. GET  /v1/styles                (Bearer token)  → the style picker.
+   3. POST /v1/jobs, multipart       (Bearer token)  → 202 {id, status, page_url, qr_url}.
+   4. Show qr_url; follow page_url + "/events" (Server-Sent Events), or poll page_url + ".json". */
+(function () {
+  "use strict";
+  var KEY = "photobot.kioskToken";
+  var $ = function (id) { return document.getElementById(id); };
+  var token = localStorage.getItem(KEY);
+  var photo = null;
+  var camera = null;
+  var source = null;
+  var pollTimer = null;
+  var LABELS = {
+    pending: "Waiting in line…", processing: "Creating the photo…",
+    completed: "Ready! Scan the code to download it.", failed: "Sorry, that did not work. Please try again."
+  };
+
+  function show(id) {
+    ["setup", "capture", "result"].forEach(function (name) { $(name).hidden = name !== id; });
+    $("forget").hidden = id === "setup";
+  }
+
+  function api(path, options) {
+    options = options || {};
+    options.headers = Object.assign({ Authorization: "Bearer " + token, Accept: "application/json" }, options.headers);
+    return fetch(path, options).then(function (res) {
+      return res.json().catch(function () { return null; }).then(function (body) {
+        if (res.ok) return body;
+        var err = new Error((body && (body.detail || body.title)) || "HTTP " + res.status);
+        err.status = res.status;
+        throw err;
+      });
+    });
+  }
+
+  function loadStyles() {
+    return api("/v1/styles").then(function (data) {
+      var list = $("style-list");
+      list.textContent = "";
+      data.styles.forEach(function (style, i) {
+        var label = document.createElement("label");
+        label.className = "style";
+        var input = document.createElement("input");
+        input.type = "radio";
+        input.name = "style";
+        input.value = style.id;
+        input.required = true;
+        input.checked = i === 0;
+        var name = document.createElement("span");
+        name.textContent = style.name;
+        label.appendChild(input);
+        label.appendChild(name);
+        list.appendChild(label);
+      });
+    });
+  }
+
+  function start() {
+    if (!token) { show("setup"); $("token").focus(); return; }
+    loadStyles().then(function () {
+      show("capture");
+      startCamera();
+    }).catch(function (err) {
+      if (err.status === 401 || err.status === 403) {
+        localStorage.removeItem(KEY);
+        token = null;
+        show("setup");
+        $("setup-error").textContent = "That token was not accepted. Check it and try again.";
+      } else {
+        show("capture");
+        $("capture-error").textContent = "Could not load the styles: " + err.message;
+      }
+    });
+  }
+
+  function useFilePicker(message) {
+    $("file-fallback").hidden = false;
+    $("snap").hidden = true;
+    $("video").hidden = true;
+    if (message) $("capture-error").textContent = message;
+  }
+
+  function startCamera() {
+    resetPhoto();
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) { useFilePicker(); return; }
+    if (camera) { $("video").srcObject = camera; return; }
+    navigator.mediaDevices.getUserMedia({ video: { facingMode: "user", width: { ideal: 1280 }, height: { ideal: 960 } }, audio: false })
+      .then(function (stream) {
+        camera = stream;
+        $("video").srcObject = stream;
+        if (!photo) { $("video").hidden = false; $("snap").hidden = false; }
+      })
+      .catch(function () { useFilePicker("No camera available: choose a photo instead."); });
+  }
+
+  function setPhoto(blob) {
+    photo = blob;
+    var preview = $("preview");
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    preview.src = URL.createObjectURL(blob);
+    preview.hidden = false;
+    $("video").hidden = true;
+    $("snap").hidden = true;
+    $("retake").hidden = false;
+    $("submit").disabled = false;
+    $("capture-error").textContent = "";
+  }
+
+  function resetPhoto() {
+    photo = null;
+    $("preview").hidden = true;
+    $("video").hidden = !camera;
+    $("snap").hidden = !camera;
+    $("retake").hidden = true;
+    $("submit").disabled = true;
+    $("file").value = "";
+  }
+
+  function snap() {
+    var video = $("video");
+    if (!video.videoWidth) { $("capture-error").textContent = "The camera is not ready yet."; return; }
+    var canvas = $("canvas");
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+    canvas.toBlob(function (blob) { if (blob) setPhoto(blob); }, "image/jpeg", 0.9);
+  }
+
+  function newKey() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+  }
+
+  function submit(event) {
+    event.preventDefault();
+    if (!photo) { $("capture-error").textContent = "Take a photo first."; return; }
+    var form = new FormData();
+    form.append("image", photo, "photo.jpg");
+    var style = document.querySelector("input[name=style]:checked");
+    if (style) form.append("style", style.value);
+    ["email", "phone"].forEach(function (name) { if ($(name).value.trim()) form.append(name, $(name).value.trim()); });
+    var button = $("submit");
+    button.disabled = true;
+    button.textContent = "Sending…";
+    api("/v1/jobs", { method: "POST", body: form, headers: { "Idempotency-Key": photo.key || (photo.key = newKey()) } })
+      .then(showResult)
+      .catch(function (err) {
+        $("capture-error").textContent = err.message;
+        button.disabled = false;
+      })
+      .then(function () { button.textContent = "Make my photo"; });
+  }
+
+  function setStatus(state) {
+    $("kiosk-status").textContent = LABELS[state.status] || state.status;
+    if (state.status === "completed" && state.result_url) {
+      $("result-photo").src = state.result_url;
+      $("result-photo").hidden = false;
+    }
+  }
+
+  function stopFollowing() {
+    if (source) { source.close(); source = null; }
+    if (pollTimer) { clearTimeout(pollTimer); pollTimer = null; }
+  }
+
+  function poll(url, etag) {
+    fetch(url, { headers: etag ? { "If-None-Match": etag } : {}, cache: "no-store" }).then(function (res) {
+      var wait = Number(res.headers.get("Retry-After")) || 0;
+      if (res.status === 200) {
+        var tag = res.headers.get("ETag");
+        return res.json().then(function (state) {
+          setStatus(state);
+          if (wait) pollTimer = setTimeout(function () { poll(url, tag); }, wait * 1000);
+        });
+      }
+      if (res.status === 304 && wait) pollTimer = setTimeout(function () { poll(url, etag); }, wait * 1000);
+    }).catch(function () { pollTimer = setTimeout(function () { poll(url, etag); }, 5000); });
+  }
+
+  function follow(pageUrl) {
+    stopFollowing();
+    if (!window.EventSource) { poll(pageUrl + ".json"); return; }
+    source = new EventSource(pageUrl + "/events");
+    source.addEventListener("state", function (e) {
+      var state = JSON.parse(e.data);
+      setStatus(state);
+      if (state.status === "completed" || state.status === "failed") stopFollowing();
+    });
+    source.onerror = function () {
+      if (source && source.readyState === EventSource.CLOSED) { source = null; poll(pageUrl + ".json"); }
+    };
+  }
+
+  function showResult(job) {
+    show("result");
+    $("qr").src = job.qr_url.replace(/\.png$/, ".svg");
+    $("page-link").href = job.page_url;
+    $("page-link").textContent = job.page_url.replace(/^https?:\/\//, "");
+    $("result-photo").hidden = true;
+    setStatus(job);
+    follow(job.page_url);
+    $("result-title").focus();
+  }
+
+  $("token-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    token = $("token").value.trim();
+    if (!token) return;
+    localStorage.setItem(KEY, token);
+    $("setup-error").textContent = "";
+    $("token").value = "";
+    start();
+  });
+  $("forget").addEventListener("click", function () {
+    stopFollowing();
+    localStorage.removeItem(KEY);
+    token = null;
+    show("setup");
+  });
+  $("snap").addEventListener("click", snap);
+  $("retake").addEventListener("click", startCamera);
+  $("file").addEventListener("change", function () { if (this.files[0]) setPhoto(this.files[0]); });
+  $("capture").addEventListener("submit", submit);
+  $("again").addEventListener("click", function () {
+    stopFollowing();
+    $("email").value = "";
+    $("phone").value = "";
+    show("capture");
+    startCamera();
+  });
+  $("result-title").setAttribute("tabindex", "-1");
+  start();
+})();
