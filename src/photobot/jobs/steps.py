@@ -245,6 +245,11 @@ class Engine:
                 return
             stored = await self._store_result(job, slot, urls[0])
         except (UrlNotAllowed, AddressNotAllowed) as exc:
+            if confirmed is not None:
+                # The URL came from the provider's own answer to our key: asking again gives the same URL,
+                # so retrying only delays the inevitable. Fail now with a clear code (the credit goes back).
+                await self.fail(job, "result_url_not_allowed", exc.message, from_states=[JobState.finishing])
+                return
             await self._finish_failed_attempt(job, "result_url_not_allowed", exc.message, confirm_next=True)
             return
         except FetchError as exc:

@@ -80,6 +80,7 @@ async def receive(request: Request, provider_name: str) -> Response:
         claim = providers.tokens.verify(request.query_params.get("token"), provider_name)
     except BadToken as exc:
         log.warning("callback refused: bad token", extra={"provider": provider_name, "reason": str(exc)})
+        request.state.callback_outcome = "expired" if str(exc) == "expired" else "forged"  # for metrics
         raise _unauthorized() from None
     body = await _read_body(request)
     slot = providers.get(provider_name)
@@ -88,6 +89,8 @@ async def receive(request: Request, provider_name: str) -> Response:
     except SignatureInvalid:
         log.warning("callback refused: bad signature", extra={"provider": provider_name, "job_id": claim.job_id})
         raise _unauthorized() from None
+    except CallbackMalformed:  # the kie HMAC check reads the task id from the body: not JSON is a 400, not a 500
+        raise Problem(400, "malformed_json", "Bad request", "The body is not valid JSON.") from None
     try:
         event = slot.adapter.parse_callback(body)
     except CallbackMalformed:
@@ -109,18 +112,19 @@ async def record(runtime: Runtime, provider: str, job_id: str, event: CallbackEv
         job = await session.get(Job, job_id)
         if job is None:
             return "unknown"
-        if job.provider_task_id and job.provider_task_id != event.task_id:
-            raise Problem(403, "forbidden", "Forbidden", "The callback could not be matched.")
-        if not job.provider_task_id:
-            other = (
-                await session.execute(
-                    sa.select(Job.id).where(
-                        Job.provider == job.provider, Job.provider_task_id == event.task_id, Job.id != job_id
-                    )
+        other = (
+            await session.execute(
+                sa.select(Job.id).where(
+                    Job.provider == job.provider, Job.provider_task_id == event.task_id, Job.id != job_id
                 )
-            ).first()
-            if other is not None:
-                raise Problem(403, "forbidden", "Forbidden", "The callback could not be matched.")
+            )
+        ).first()
+        if other is not None:  # this job's token with another job's task: somebody is mixing them up
+            raise Problem(403, "forbidden", "Forbidden", "The callback could not be matched.")
+        if job.provider_task_id and job.provider_task_id != event.task_id:
+            # A task no job of ours tracks, e.g. from an earlier submit attempt of this job whose answer was
+            # lost: answer 200 so the provider stops retrying, and change nothing.
+            return "unknown"
         inserted = await session.execute(
             _insert_ignore(db.dialect)
             .values(
