@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from photobot import metrics
 from photobot.models import CreditLedger, Event, Job, LedgerReason, User
 
 
@@ -51,6 +52,7 @@ async def grant(
     if balance is None:
         raise LookupError(f"{model.__tablename__[:-1]} {account_id} not found")
     session.add(CreditLedger(delta=amount, reason=LedgerReason.grant, note=note, **owner))
+    metrics.credit_operation("grant", model.__tablename__[:-1], amount)
     return balance
 
 
@@ -67,8 +69,10 @@ async def reserve(session: AsyncSession, job: Job) -> int:
     )
     balance = result.scalar_one_or_none()
     if balance is None:
+        metrics.credit_operation("reserve_refused", model.__tablename__[:-1])
         raise NoCredits()
     session.add(CreditLedger(delta=-job.cost, reason=LedgerReason.reserve, job_id=job.id, **owner))
+    metrics.credit_operation("reserve", model.__tablename__[:-1], job.cost)
     return balance
 
 
@@ -78,6 +82,7 @@ async def settle(session: AsyncSession, job: Job) -> None:
         return
     _, _, owner = _account(job)
     session.add(CreditLedger(delta=0, reason=LedgerReason.settle, job_id=job.id, **owner))
+    metrics.credit_operation("settle", "event" if job.event_id is not None else "user", job.cost)
 
 
 async def release(session: AsyncSession, job: Job) -> None:
@@ -87,3 +92,4 @@ async def release(session: AsyncSession, job: Job) -> None:
     model, account_id, owner = _account(job)
     await session.execute(sa.update(model).where(model.id == account_id).values(credits=model.credits + job.cost))
     session.add(CreditLedger(delta=job.cost, reason=LedgerReason.release, job_id=job.id, **owner))
+    metrics.credit_operation("release", model.__tablename__[:-1], job.cost)

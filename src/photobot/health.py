@@ -1,13 +1,16 @@
 """Liveness and readiness.
 
 `/healthz` answers as long as the process serves HTTP. `/readyz` checks every store the service needs
-(database, Redis when configured, storage) with a short timeout each, and answers 503 naming what failed,
+(database, Redis when configured, storage) with a short timeout each, the age of the due-job backlog
+(`PHOTOBOT_READY_MAX_BACKLOG_S`) and whether the process is draining, and answers 503 naming what failed,
 so a load balancer stops sending traffic to an instance that cannot do its work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -65,6 +68,52 @@ async def readyz(request: Request) -> Response:
         )
         return problem_response(problem, instance=request.url.path)
     return JSONResponse({"status": "ready", "checks": report})
+
+
+def install(runtime: Runtime) -> None:
+    """Add the operational readiness checks (due-job backlog age) and, with `PHOTOBOT_DRAIN_S`, the drain hook."""
+    from photobot.metrics import backlog_check
+
+    checks = runtime.extras.setdefault("readiness_checks", {})
+    checks.setdefault("backlog", backlog_check(runtime.db, runtime.settings.ready_max_backlog_s))
+    drain_on_signal(runtime, runtime.settings.drain_s)
+
+
+def drain_on_signal(
+    runtime: Runtime, delay_s: float, signums: tuple[signal.Signals, ...] = (signal.SIGTERM,)
+) -> Callable[[], None]:
+    """On SIGTERM: mark the process draining (`/readyz` answers 503) and hand the signal to the server only
+    `delay_s` later, so load balancers stop routing here before it stops accepting. A second signal stops at once.
+    Returns a function that puts the previous handlers back. Does nothing when `delay_s` is 0 or off the main thread.
+    """
+    if delay_s <= 0 or threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous = {signum: signal.getsignal(signum) for signum in signums}
+
+    def handler(signum: int, frame: object) -> None:
+        if runtime.draining:
+            _forward(previous.get(signum), signum, frame)
+            return
+        runtime.draining = True
+        loop.call_soon_threadsafe(loop.call_later, delay_s, _forward, previous.get(signum), signum, None)
+
+    for signum in signums:
+        signal.signal(signum, handler)
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+    return restore
+
+
+def _forward(handler: object, signum: int, frame: object) -> None:
+    if callable(handler):
+        handler(signum, frame)
+    elif handler == signal.SIG_DFL:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
 
 
 routes = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]

@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     result_ttl_days: int = Field(30, ge=1)
     input_ttl_hours: int = Field(24, ge=1)
 
+    # --- operations ----------------------------------------------------------------------------
+    ready_max_backlog_s: float = Field(120.0, gt=0)  # /readyz fails when a due job waited longer
+    drain_s: float = Field(0.0, ge=0, le=300)  # on SIGTERM: answer /readyz 503 this long before stopping
+
     # --- notifications -------------------------------------------------------------------------
     smtp_url: SecretStr | None = None
     whatsapp_token: SecretStr | None = None

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from photobot import metrics
 from photobot.models import Job, JobState, JobTransition, utcnow
 
 IN_FLIGHT = (JobState.pending, JobState.submitting, JobState.waiting, JobState.finishing)
@@ -48,6 +49,7 @@ async def transition(
     result = await session.execute(query)
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
+    await metrics.job_transition(session, job_id, previous, to_state.value, now)
     if previous != to_state.value or note:
         session.add(JobTransition(job_id=job_id, from_state=previous, to_state=to_state.value, note=note, at=now))
     return previous
