@@ -27,6 +27,8 @@ for module, attr, parent in (
     ("photobot.cli.worker", "command", cli),
     ("photobot.cli.notify_cmds", "resend_command", jobs),
     ("photobot.cli.jobs_ops", "retry_command", jobs),
+    ("photobot.cli.jobs_ops", "refund_command", jobs),
+    ("photobot.cli.jobs_ops", "stats_command", events),
     ("photobot.cli.gallery", "gallery_link_command", events),
 ):
     try:
