@@ -350,7 +350,7 @@ async def gallery_events(request: Request) -> Response:
             while loop.time() < end:
                 query = (
                     _gallery_query(runtime, event_id)
-                    .where(Job.completed_at >= cursor)
+                    .where(Job.completed_at > cursor)
                     .order_by(Job.completed_at, Job.id)
                     .limit(50)
                 )
