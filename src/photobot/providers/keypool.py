@@ -43,6 +43,7 @@ class PoolKey:
     id: int
     secret: str = field(repr=False)
     label: str | None = None
+    needs_reset: bool = True  # the row has failures or an "exhausted" mark that a success should clear
 
     @property
     def masked(self) -> str:
@@ -96,7 +97,7 @@ class KeyPool:
         now = self.clock()
         c = _keys.c
         stmt = (
-            sa.select(c.id, c.secret, c.label)
+            sa.select(c.id, c.secret, c.label, c.failure_count, c.disabled_reason)
             .where(c.provider == self.provider, c.active.is_(True))
             .where(sa.or_(c.cooldown_until.is_(None), c.cooldown_until <= now))
             .order_by(c.last_used_at.asc().nulls_first(), c.id)
@@ -114,8 +115,12 @@ class KeyPool:
             else:
                 row = (await session.execute(stmt)).first()
             if row is not None:
-                await session.execute(sa.update(_keys).where(c.id == row.id).values(last_used_at=now))
-                return PoolKey(row.id, row.secret, row.label)
+                # Stamp with the time the row was locked, not when we started waiting for the lock: an early
+                # stamp would make a just-used key look least recently used again.
+                stamp = max(self.clock(), now)
+                await session.execute(sa.update(_keys).where(c.id == row.id).values(last_used_at=stamp))
+                needs_reset = bool(row.failure_count) or (row.disabled_reason or "").startswith("exhausted:")
+                return PoolKey(row.id, row.secret, row.label, needs_reset)
             retry_at = await self._next_usable_at(session, now, exclude)
         log.warning("no usable %s API key; jobs wait until %s", self.provider, retry_at.isoformat())
         raise NoKeyAvailable(self.provider, retry_at)
@@ -159,6 +164,9 @@ class KeyPool:
             await session.execute(stmt)
 
     async def report_success(self, key: PoolKey) -> None:
+        """Reset the failure count and an "exhausted" mark (no write when the key had neither)."""
+        if not key.needs_reset:
+            return
         c = _keys.c
         stmt = (
             sa.update(_keys)
