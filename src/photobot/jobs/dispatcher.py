@@ -5,7 +5,8 @@ has passed (or its deadline has), and nobody holds a live lease on it. Claiming 
 `lease_until` in one statement guarded by those same conditions; on PostgreSQL the candidates are read
 `FOR UPDATE SKIP LOCKED`, so competing workers never wait on each other, and on SQLite the whole claim is
 one `BEGIN IMMEDIATE` transaction. A worker that dies simply stops renewing: once its lease expires the job
-is due again and another worker takes it over.
+is due again and another worker takes it over. While a step runs, its lease is renewed every third of
+`lease_s`, so a slow step (a large download) is never taken over by a second, live worker.
 
 The loop sleeps until a wake-up (a job accepted, a callback received, via `Bus`) or `poll_interval_s`.
 On shutdown it stops claiming, lets running steps finish for a grace period, then releases what it holds.
@@ -51,6 +52,8 @@ class Dispatcher:
         self.engine = Engine(runtime, providers, self.worker_id, notify_wake=notify_wake)
         self.concurrency = self.settings.worker_concurrency
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[str] = set()  # job ids whose step runs here: their leases are renewed
+        self._heartbeat: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._slot_free = asyncio.Event()
 
@@ -97,16 +100,45 @@ class Dispatcher:
         self._slot_free.set()
 
     async def _run_step(self, job_id: str) -> None:
+        self._running.add(job_id)
         try:
             await self.engine.run(job_id)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("step crashed; the job is retried when its lease expires", extra={"job_id": job_id})
+        finally:
+            self._running.discard(job_id)
+
+    async def renew_leases(self) -> int:
+        """Extend the leases of the jobs whose steps run here; returns how many were renewed."""
+        ids = list(self._running)
+        if not ids:
+            return 0
+        async with self.runtime.db.session() as session:
+            result = await session.execute(
+                sa.update(Job)
+                .where(Job.id.in_(ids), Job.lease_owner == self.worker_id)
+                .values(lease_until=utcnow() + timedelta(seconds=self.settings.lease_s))
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def _renew_forever(self) -> None:
+        """A step may outlast its lease (a slow download): renew every third of it while this worker lives,
+        so nobody else takes the job over; a dead worker stops renewing and the lease runs out."""
+        interval = max(0.5, self.settings.lease_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.renew_leases()
+            except Exception as exc:  # the database may be restarting: try again next round
+                log.warning("dispatcher: lease renewal failed", extra={"error": type(exc).__name__})
 
     async def run_forever(self) -> None:
         wake = self.runtime.bus.wake_event
         log.info("dispatcher started", extra={"worker_id": self.worker_id, "concurrency": self.concurrency})
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._renew_forever(), name="lease-renewal")
         while not self._stopping.is_set():
             wake.clear()
             self._slot_free.clear()
@@ -136,6 +168,11 @@ class Dispatcher:
                 task.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.gather(*pending, return_exceptions=True)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._heartbeat
+            self._heartbeat = None
         with contextlib.suppress(Exception):
             async with self.runtime.db.session() as session:
                 await session.execute(
