@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ class Stats:
 
 class SimState:
     def __init__(self, config: SimConfig) -> None:
-        self.initial = SimConfig(**{k: v for k, v in vars(config).items()})
+        self.initial = copy.deepcopy(config)  # /_sim/reset goes back to these values
         self.config = config
         self.stats = Stats()
         self.tasks: dict[str, dict[str, Any]] = {}
@@ -63,7 +64,7 @@ class SimState:
     def reset(self) -> None:
         for task in self.background:
             task.cancel()
-        self.config.__dict__.update(SimConfig(**vars(self.initial)).__dict__)
+        self.config.__dict__.update(copy.deepcopy(self.initial).__dict__)
         self.stats = Stats()
         self.tasks.clear()
         self.fal_requests.clear()
