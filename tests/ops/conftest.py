@@ -157,6 +157,7 @@ def ops_app(make_settings: Callable[..., Settings]) -> OpsFactory:
         *,
         run_dispatcher: bool = True,
         credits: int = 20,
+        serve_options: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> AsyncIterator[OpsEnv]:
         seeded = await seed(db, credits=credits)
@@ -173,7 +174,7 @@ def ops_app(make_settings: Callable[..., Settings]) -> OpsFactory:
             settings = make_settings(**values)
             app = create_app(settings, run_dispatcher=run_dispatcher)
             async with (
-                serve(app, port=port) as base_url,
+                serve(app, port=port, **(serve_options or {})) as base_url,
                 httpx.AsyncClient(base_url=base_url, timeout=30) as client,
             ):
                 yield OpsEnv(
