@@ -29,6 +29,7 @@ log = logging.getLogger("photobot.http")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")  # `{key:path}` → `{key}`, as in the OpenAPI document
 WEBHOOK_PREFIX = "/webhooks/"
 
 
@@ -101,10 +102,10 @@ def route_template(scope: Scope) -> str:
         match, _ = route.matches(scope)
         if match == Match.FULL:
             if isinstance(route, Mount):
-                return route.path.rstrip("/") + "/{path}"
-            return getattr(route, "path", "unmatched")
+                return _CONVERTER.sub(r"{\1}", route.path.rstrip("/")) + "/{path}"
+            return _CONVERTER.sub(r"{\1}", getattr(route, "path", "unmatched"))
         if match == Match.PARTIAL and partial is None:
-            partial = getattr(route, "path", None)  # right path, wrong method (405)
+            partial = _CONVERTER.sub(r"{\1}", getattr(route, "path", "")) or None  # right path, wrong method (405)
     return partial or "unmatched"
 
 
