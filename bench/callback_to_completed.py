@@ -1,0 +1,316 @@
+"""Benchmark: provider callback received → job completed and visible through GET /v1/jobs/{id}.
+
+    .venv/bin/python -m bench.callback_to_completed [--jobs 200] [--in-flight 4] [--pad 2000000]
+
+Everything real on loopback, in three processes: the kie.ai simulator (`photobot simulator`, results padded
+to 2 MB by default), the app (uvicorn, web + embedded dispatcher) on a throwaway PostgreSQL database
+(created, migrated and dropped here), and this process as the client: it submits jobs (at most
+`--in-flight` at a time), watches the database for the job's callback, then polls GET /v1/jobs/{id} every
+20 ms until it reads `completed` (polling the API from submission on would mostly measure the polling).
+
+Figures, per job:
+- callback → visible: first GET that reads `completed` (client clock) minus `webhook_events.received_at`
+  (the moment the receiver recorded the callback); same machine, same wall clock.
+- accepted → createTask recorded: `jobs.submitted_at - jobs.created_at`.
+Baseline, in the same run: GET one 2 MB result file from the simulator and write it to disk (the transfer
+that finish cannot avoid); the ratio says how much the engine adds on top of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import sqlalchemy as sa
+from PIL import Image
+
+from photobot.app import create_app
+from photobot.db import Database
+from photobot.migrate import upgrade_async
+from photobot.models import Job, JobTransition, WebhookEvent
+from photobot.services import access, accounts, styles
+from photobot.settings import load_settings
+
+ADMIN_DSN = os.environ.get("PHOTOBOT_TEST_PG_DSN", "postgresql://127.0.0.1:5432/test")
+POLL_S = 0.02
+
+
+def _jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "tomato").save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def baseline(result_url: str, tmp: Path, rounds: int = 20) -> float:
+    """Median seconds to GET one result file from the simulator and write it to disk."""
+    times = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        for i in range(rounds):
+            started = time.perf_counter()
+            target = tmp / f"baseline-{i}.bin"
+            with target.open("wb") as out:
+                async with client.stream("GET", result_url) as response:
+                    response.raise_for_status()
+                    async for chunk in response.aiter_bytes():
+                        out.write(chunk)
+            times.append(time.perf_counter() - started)
+            target.unlink()
+    return statistics.median(times)
+
+
+async def run(jobs: int, in_flight: int, pad: int, callback_delay: float) -> None:
+    name = f"photobot_bench_{uuid.uuid4().hex[:8]}"
+    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url = f"{base}/{name}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        await upgrade_async(url)
+        with tempfile.TemporaryDirectory(prefix="photobot-bench-") as tmp_dir:
+            await _bench(url, Path(tmp_dir), jobs, in_flight, pad, callback_delay)
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer in {timeout} s")
+            await asyncio.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+async def _bench(url: str, tmp: Path, jobs: int, in_flight: int, pad: int, callback_delay: float) -> None:
+    db = Database(url)
+    async with db.session() as session:
+        await styles.load_default_catalogue(session)
+        event = await accounts.create_event(session, "Bench", jobs + 10)
+        _, kiosk = await access.create_token(session, "event", event_id=event.id)
+    await db.close()
+
+    # three processes, as in production: the provider (simulator), the app (web + embedded dispatcher), and
+    # this one, the client that submits and polls; they share the machine, not an event loop
+    sim_port, app_port = _free_port(), _free_port()
+    sim_url, app_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{app_port}"
+    photobot = str(Path(sys.executable).with_name("photobot"))
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOBOT_")}
+    sim = subprocess.Popen(
+        [photobot, "simulator", "--port", str(sim_port), "--callback-delay", str(callback_delay),
+         "--result-pad-bytes", str(pad), "--rate-limit", "1000000"],
+        env=base_env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    server_env = {**base_env, **{f"PHOTOBOT_{k.upper()}": str(v) for k, v in SERVER.items()}}
+    server_env.update({
+        "PHOTOBOT_VAR_DIR": str(tmp / "var"), "PHOTOBOT_DATABASE_URL": url, "PHOTOBOT_PORT": str(app_port),
+        "PHOTOBOT_PUBLIC_BASE_URL": app_url, "PHOTOBOT_KIE_BASE_URL": sim_url, "PHOTOBOT_KIE_UPLOAD_BASE_URL": sim_url,
+    })  # fmt: skip
+    log = (tmp / "server.log").open("wb")
+    root = Path(__file__).resolve().parent.parent
+    app = subprocess.Popen([sys.executable, "-m", "bench.callback_to_completed", "--serve"], env=server_env,
+                           cwd=root, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        await _wait_http(f"{sim_url}/_sim/config", sim)
+        await _wait_http(f"{app_url}/healthz", app)
+        await _drive(app_url, sim_url, kiosk, url, tmp, jobs, in_flight, callback_delay)
+    except BaseException:
+        print((tmp / "server.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+        raise
+    finally:
+        _stop(app)
+        _stop(sim)
+        log.close()
+
+
+SERVER: dict[str, Any] = {
+    "env": "test", "secret_key": "bench-secret-" + "z" * 32, "allow_private_networks": "true", "log_level": "WARNING",
+    "log_format": "json", "kie_rate_limit": 1_000_000, "submit_rate_limit": "1000000/minute",
+    "callback_rate_limit": "1000000/minute", "host": "127.0.0.1",
+}  # fmt: skip
+
+
+def serve() -> None:
+    """The app process: web + embedded dispatcher, settings from PHOTOBOT_* only (no .env)."""
+    import uvicorn
+
+    from photobot.logs import configure_logging
+
+    settings = load_settings(env_file=None)
+    configure_logging(settings)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_config=None)
+
+
+async def _drive(
+    base_url: str, sim_url: str, kiosk: str, url: str, tmp: Path, jobs: int, in_flight: int, callback_delay: float
+) -> None:
+    auth = {"Authorization": f"Bearer {kiosk}"}
+    image = _jpeg()
+    visible: dict[str, float] = {}
+    limits = httpx.Limits(max_connections=in_flight * 2 + 4)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+
+        async def one() -> str:
+            response = await client.post("/v1/jobs", data={"style": "pb_a"}, headers=auth,
+                                         files={"image": ("g.jpg", image, "image/jpeg")})  # fmt: skip
+            response.raise_for_status()
+            job_id = response.json()["id"]
+            # until the callback is in, watch the database (cheap) rather than hammer the API; from then on
+            # poll GET /v1/jobs/{id} every 20 ms: the polling itself must not be what slows the app down
+            while True:
+                async with watch.session() as session:
+                    got = (await session.execute(sa.select(Job.callback_at).where(Job.id == job_id))).scalar()
+                if got is not None:
+                    break
+                await asyncio.sleep(POLL_S)
+            tag = None
+            while True:
+                headers = dict(auth)
+                if tag:
+                    headers["If-None-Match"] = tag
+                answer = await client.get(f"/v1/jobs/{job_id}", headers=headers)
+                seen = time.time()
+                if answer.status_code == 200:
+                    tag = answer.headers.get("etag")
+                    status = answer.json()["status"]
+                    if status == "completed":
+                        visible[job_id] = seen
+                        return job_id
+                    if status == "failed":
+                        raise RuntimeError(f"job {job_id} failed: {answer.json().get('error')}")
+                await asyncio.sleep(POLL_S)
+
+        gate = asyncio.Semaphore(in_flight)
+
+        async def gated() -> str:
+            async with gate:
+                return await one()
+
+        watch = Database(url, pool_size=in_flight)
+        try:
+            started = time.perf_counter()
+            ids = await asyncio.gather(*(gated() for _ in range(jobs)))
+            wall = time.perf_counter() - started
+        finally:
+            await watch.close()
+
+    db = Database(url)
+    try:
+        async with db.session() as session:
+            rows = (await session.execute(
+                sa.select(Job.id, Job.created_at, Job.submitted_at, Job.result_urls, WebhookEvent.received_at)
+                .join(WebhookEvent, WebhookEvent.job_id == Job.id).where(Job.id.in_(ids))
+            )).all()  # fmt: skip
+            marks = (await session.execute(
+                sa.select(JobTransition.job_id, JobTransition.to_state, sa.func.min(JobTransition.at))
+                .where(JobTransition.job_id.in_(ids), JobTransition.to_state.in_(["finishing", "completed"]))
+                .group_by(JobTransition.job_id, JobTransition.to_state)
+            )).all()  # fmt: skip
+    finally:
+        await db.close()
+    at = {(job_id, state): when.timestamp() for job_id, state, when in marks}
+    received = {r[0]: r[4].timestamp() for r in rows}
+    phases = {
+        "callback → finishing (receiver, wake)": [at[(j, "finishing")] - received[j] for j in received],
+        "finishing → completed (claim, recordInfo, download, verify, store, settle)": [
+            at[(j, "completed")] - at[(j, "finishing")] for j in received
+        ],
+        "completed → visible (GET)": [visible[j] - at[(j, "completed")] for j in received],
+    }
+    cb_to_visible = [visible[r[0]] - r[4].timestamp() for r in rows]
+    accepted_to_create = [(r[2] - r[1]).total_seconds() for r in rows if r[2] is not None]
+    result_url = rows[-1][3][0]
+    async with httpx.AsyncClient() as client:
+        size = len((await client.get(result_url)).content)
+    base = await baseline(result_url, tmp)
+
+    ms = 1000.0
+    print("callback → completed visible (GET /v1/jobs/{id}), PostgreSQL, results of", f"{size / 1e6:.2f} MB")
+    print(f"  jobs: {len(ids)} ({len(rows)} with a recorded callback), in flight at once: {in_flight}, "
+          f"wall {wall:.1f} s")  # fmt: skip
+    p50, p99, worst = pct(cb_to_visible, 50), pct(cb_to_visible, 99), max(cb_to_visible)
+    print(f"  callback → visible   p50 {p50 * ms:7.1f} ms   p99 {p99 * ms:7.1f} ms   max {worst * ms:7.1f} ms")
+    for label, values in phases.items():
+        print(f"    {label}: p50 {pct(values, 50) * ms:.1f} ms, p99 {pct(values, 99) * ms:.1f} ms")
+    print(f"  accepted → createTask recorded   p50 {pct(accepted_to_create, 50) * ms:7.1f} ms   "
+          f"p99 {pct(accepted_to_create, 99) * ms:7.1f} ms")  # fmt: skip
+    print(f"  baseline: GET {size / 1e6:.2f} MB from the simulator + write to disk, median {base * ms:.1f} ms")
+    print(f"  ratio p50 / baseline: {pct(cb_to_visible, 50) / base:.1f}x   p99 / baseline: "
+          f"{pct(cb_to_visible, 99) / base:.1f}x")  # fmt: skip
+    settings = load_settings(env_file=None, **{k: v for k, v in SERVER.items() if k != "host"})
+    print(f"  machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other work shares these CPUs)")
+    print("  processes: simulator | app (uvicorn, web + embedded dispatcher) | this client; no Redis; local storage")
+    print(f"  server: worker_concurrency={settings.worker_concurrency} poll_interval_s={settings.poll_interval_s} "
+          f"lease_s={settings.lease_s} kie_confirm_results={settings.kie_confirm_results} "
+          f"(each result is confirmed with recordInfo before download)")  # fmt: skip
+    print(f"  client: polls GET every {POLL_S * ms:.0f} ms (If-None-Match) once the callback is recorded; "
+          f"simulator callback_delay_s={callback_delay}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--in-flight", type=int, default=4)
+    parser.add_argument("--pad", type=int, default=2_000_000, help="result size in bytes (simulator padding)")
+    parser.add_argument("--callback-delay", type=float, default=0.3)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the app subprocess
+    args = parser.parse_args()
+    if args.serve:
+        serve()
+        return
+    asyncio.run(run(args.jobs, args.in_flight, args.pad, args.callback_delay))
+
+
+if __name__ == "__main__":
+    main()
