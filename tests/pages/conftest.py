@@ -117,11 +117,13 @@ class PagesEnv:
             return event.id
 
 
-async def open_pages(db: Database, make_settings: Callable[..., Settings], **overrides: Any) -> AsyncIterator[PagesEnv]:
+async def open_pages(
+    db: Database, make_settings: Callable[..., Settings], *, run_dispatcher: bool = False, **overrides: Any
+) -> AsyncIterator[PagesEnv]:
     seeded = await seed(db)
     port = free_port()
     settings = make_settings(database_url=db.url, public_base_url=f"http://127.0.0.1:{port}", **overrides)
-    app = create_app(settings, run_dispatcher=False)
+    app = create_app(settings, run_dispatcher=run_dispatcher)
     async with serve(app, port=port) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         yield PagesEnv(base_url, client, db, settings, app.state.runtime, seeded["event_id"], seeded["kiosk"])
 
@@ -129,21 +131,28 @@ async def open_pages(db: Database, make_settings: Callable[..., Settings], **ove
 @pytest.fixture(scope="module")
 async def shared_pages(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PagesEnv]:
     """One served app (SQLite) for a whole module: tests make their own jobs and events, so they do not meet."""
+    async for env in module_pages(sqlite_template, tmp_path_factory):
+        yield env
+
+
+async def module_pages(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory, **overrides: Any
+) -> AsyncIterator[PagesEnv]:
     tmp = tmp_path_factory.mktemp("pages")
     shutil.copyfile(sqlite_template, tmp / "photobot.db")
     db = Database(f"sqlite+aiosqlite:///{tmp / 'photobot.db'}")
     try:
 
-        def make(**overrides: Any) -> Settings:
+        def make(**given: Any) -> Settings:
             values: dict[str, Any] = {
                 "env": "test",
                 "var_dir": tmp / "var",
                 "secret_key": "test-secret-key-" + "x" * 32,
                 "allow_private_networks": True,
             }
-            return load_settings(env_file=None, **{**values, **overrides})
+            return load_settings(env_file=None, **{**values, **given})
 
-        async for env in open_pages(db, make):
+        async for env in open_pages(db, make, **overrides):
             yield env
         assert not await audit(db)
     finally:

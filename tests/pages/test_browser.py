@@ -1,0 +1,175 @@
+"""The pages in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright's Python API).
+
+- guest page: open the page of a pending job, send the provider callback, see the photo appear without a reload;
+- kiosk: fake camera, enter the token, take a photo, submit, see the QR code (decoded from the screenshot)
+  and the finished photo.
+Screenshots land in test-output/ (copies of good ones live in docs/screenshots/ for the README).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from photobot.providers.simulator import SimConfig, Simulator
+from photobot.providers.simulator.kie_api import callback_payload
+from tests.pages.conftest import PagesEnv, module_pages
+from tests.pages.test_live import finished_task, submit
+
+CHROMIUM = Path("/usr/bin/chromium")
+OUTPUT = Path("test-output")
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        shutil.which("chromium") is None and not CHROMIUM.exists(),
+        reason="no Chromium at /usr/bin/chromium (`make browser` installs Debian's chromium)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator(SimConfig(callback_delay_s=0.3, long_side=512)) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+async def live(
+    sim: Simulator, sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[PagesEnv]:
+    """A served app with its dispatcher, talking to the simulator."""
+    async for env in module_pages(
+        sqlite_template, tmp_path_factory, run_dispatcher=True, kie_base_url=sim.url, kie_upload_base_url=sim.url
+    ):
+        await env.set_event(
+            title="Ana & Budi's Wedding",
+            primary_color="#c2185b",
+            footer_text="Bali · 22 November 2026 · Photos by Booth & Co",
+        )
+        yield env
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        instance = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+def screenshot_path(name: str) -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    return OUTPUT / name
+
+
+async def test_guest_page_shows_the_photo_when_it_is_ready_without_a_reload(
+    live: PagesEnv, sim: Simulator, browser: Any
+) -> None:
+    sim.config.drop_rate = 1.0  # the test sends the callback itself
+    sim.state.tasks.clear()
+    try:
+        job = await submit(live.client, live.kiosk_token)
+        context = await browser.new_context(**PHONE)
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(job["page_url"])
+        await page.wait_for_selector("#progress:not([hidden])")
+        assert await page.locator("#done").is_hidden()
+        await page.evaluate("window.__sameDocument = true")
+        await page.screenshot(path=screenshot_path("guest-page-pending.png"))
+
+        task = await finished_task(sim)
+        callback = json.loads(task["param"])["callBackUrl"]
+        answer = await live.client.post(callback, json=callback_payload(sim.state, task))
+        assert answer.status_code == 200
+
+        await page.wait_for_selector("#done:not([hidden])", timeout=10_000)
+        await page.wait_for_function("() => document.getElementById('photo').naturalWidth > 0", timeout=10_000)
+        assert await page.evaluate("window.__sameDocument") is True  # no reload happened
+        assert await page.locator("#progress").is_hidden()
+        href = await page.get_attribute("#download", "href")
+        assert href and "filename=photobot-" in href
+        await page.wait_for_timeout(500)  # let the fade-in finish
+        await page.screenshot(path=screenshot_path("guest-page.png"), full_page=True)
+        assert errors == []
+        await context.close()
+    finally:
+        sim.config.drop_rate = 0.0
+
+
+async def test_kiosk_takes_a_photo_and_shows_the_qr_code(live: PagesEnv, sim: Simulator, browser: Any) -> None:
+    context = await browser.new_context(viewport={"width": 820, "height": 1180}, device_scale_factor=1)
+    await context.grant_permissions(["camera"], origin=live.base_url)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(f"{live.base_url}/kiosk")
+
+    await page.fill("#token", "not-a-token")
+    await page.click("#token-form button[type=submit]")
+    await page.wait_for_selector("#setup-error:has-text('not accepted')")
+
+    await page.fill("#token", live.kiosk_token)
+    await page.click("#token-form button[type=submit]")
+    await page.wait_for_selector("#capture:not([hidden])")
+    assert await page.evaluate("localStorage.getItem('photobot.kioskToken')") == live.kiosk_token
+    await page.click("label.style:has(input[value=pb_c])")
+    assert await page.is_checked("input[name=style][value=pb_c]")
+    await page.wait_for_function("() => document.getElementById('video').videoWidth > 0", timeout=10_000)
+    await page.click("#snap")
+    await page.wait_for_selector("#preview:not([hidden])")
+    await page.click("details.contact summary")
+    await page.fill("#email", "guest@example.com")
+    await page.screenshot(path=screenshot_path("kiosk-capture.png"), full_page=True)
+    await page.click("#submit")
+
+    await page.wait_for_selector("#result:not([hidden])", timeout=10_000)
+    await page.wait_for_function("() => document.getElementById('qr').naturalWidth > 0", timeout=10_000)
+    page_url = await page.get_attribute("#page-link", "href")
+    assert page_url and page_url.startswith(f"{live.base_url}/p/")
+    qr_shot = await page.locator("#qr").screenshot()
+    decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr_shot)))
+    assert [r.text for r in decoded] == [page_url]
+
+    await page.wait_for_selector("#result-photo:not([hidden])", timeout=15_000)  # live status → finished photo
+    await page.wait_for_function("() => document.getElementById('result-photo').naturalWidth > 0", timeout=10_000)
+    assert "Ready" in await page.inner_text("#kiosk-status")
+    await page.screenshot(path=screenshot_path("kiosk.png"), full_page=True)
+
+    # the job went in through the public API with the chosen style and the guest's e-mail
+    from photobot.models import Job
+
+    async with live.db.session() as session:
+        job = (await session.execute(Job.__table__.select().where(Job.public_id == page_url.rsplit("/", 1)[-1]))).one()
+    assert job.style_id == "pb_c" and job.email == "guest@example.com"
+
+    await page.click("#again")
+    await page.wait_for_selector("#capture:not([hidden])")
+    assert errors == []
+    await context.close()
