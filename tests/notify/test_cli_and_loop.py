@@ -38,18 +38,18 @@ async def test_resend_command_queues_a_sent_channel_again(
     assert "has no whatsapp notification" in missing.output
 
 
-async def test_run_forever_sends_on_wake_and_stops(notify_db, notify_settings, notify_storage, http_capture):
+async def test_run_forever_sends_on_wake_and_stops(notify_sqlite, notify_settings, notify_storage, http_capture):
     settings = notify_settings(poll_interval_s=30)  # only the wake-up can make it send quickly
-    event = await make_event(notify_db, notify_urls=[f"json://127.0.0.1:{http_capture.port}/k"])
+    event = await make_event(notify_sqlite, notify_urls=[f"json://127.0.0.1:{http_capture.port}/k"])
     stop, wake = asyncio.Event(), asyncio.Event()
-    notifier = Notifier(notify_db, settings, notify_storage)
+    notifier = Notifier(notify_sqlite, settings, notify_storage)
     worker = asyncio.create_task(notifier.run_forever(stop, wake))
     try:
         for _ in range(3):
-            job = await make_job(notify_db, event)
+            job = await make_job(notify_sqlite, event)
             notify_storage.put(f"results/{job.id}.png", png_bytes())
             before = len(http_capture.requests)
-            await finish_job(notify_db, job.id, settings)
+            await finish_job(notify_sqlite, job.id, settings)
             wake.set()
             for _ in range(100):
                 if len(http_capture.requests) > before:

@@ -99,12 +99,12 @@ async def test_smtp_down_retries_then_fails_and_the_job_stays_completed(
     assert await notifier.run_due() == 0  # a failed row stays failed
 
 
-async def test_resend_sends_a_delivered_email_again(notify_db, notify_smtp, notify_settings, notify_storage):
+async def test_resend_sends_a_delivered_email_again(notify_sqlite, notify_smtp, notify_settings, notify_storage):
     settings = notify_settings(smtp_url=notify_smtp.url)
-    job = await make_job(notify_db, await make_event(notify_db), email=GUEST)
+    job = await make_job(notify_sqlite, await make_event(notify_sqlite), email=GUEST)
     notify_storage.put(f"results/{job.id}.png", png_bytes())
-    await finish_job(notify_db, job.id, settings)
-    notifier = Notifier(notify_db, settings, notify_storage)
+    await finish_job(notify_sqlite, job.id, settings)
+    notifier = Notifier(notify_sqlite, settings, notify_storage)
     await notifier.run_due()
     await notifier.run_due()
     assert len(notify_smtp.messages) == 1
@@ -113,17 +113,17 @@ async def test_resend_sends_a_delivered_email_again(notify_db, notify_smtp, noti
     assert row.state == "pending"
     await notifier.run_due()
     assert len(notify_smtp.messages) == 2
-    (row,) = await _rows(notify_db, job.id)
+    (row,) = await _rows(notify_sqlite, job.id)
     assert row.state == "sent"
 
     # by public id as well, and unknown channels/jobs are reported
-    await resend_notification(notify_db, job.public_id, "email")
+    await resend_notification(notify_sqlite, job.public_id, "email")
     from photobot.notify import NotificationNotFound
 
     with pytest.raises(NotificationNotFound):
-        await resend_notification(notify_db, job.id, "whatsapp", settings=settings)
+        await resend_notification(notify_sqlite, job.id, "whatsapp", settings=settings)
     with pytest.raises(NotificationNotFound):
-        await resend_notification(notify_db, "nope", "email")
+        await resend_notification(notify_sqlite, "nope", "email")
 
 
 async def test_resend_plans_a_channel_configured_after_the_job_finished(
@@ -204,13 +204,13 @@ async def test_a_hanging_smtp_server_does_not_block_the_loop(notify_sqlite, noti
     assert row.state == "pending" and row.last_error
 
 
-async def test_no_guest_address_in_any_log_line(notify_db, notify_smtp, notify_settings, notify_storage, caplog):
+async def test_no_guest_address_in_any_log_line(notify_sqlite, notify_smtp, notify_settings, notify_storage, caplog):
     caplog.set_level(logging.DEBUG)
     settings = notify_settings(smtp_url=notify_smtp.url)
-    job = await make_job(notify_db, await make_event(notify_db), email=GUEST)
+    job = await make_job(notify_sqlite, await make_event(notify_sqlite), email=GUEST)
     notify_storage.put(f"results/{job.id}.png", png_bytes())
-    await finish_job(notify_db, job.id, settings)
-    await Notifier(notify_db, settings, notify_storage).run_due()
+    await finish_job(notify_sqlite, job.id, settings)
+    await Notifier(notify_sqlite, settings, notify_storage).run_due()
     assert len(notify_smtp.messages) == 1
     ours = [r for r in caplog.records if r.name.startswith(("photobot", "apprise"))]
     assert any(r.name == "apprise" for r in ours)

@@ -11,19 +11,19 @@ from photobot.notify import Notifier
 from tests.notify.helpers import finish_job, make_event, make_job, png_bytes
 
 
-async def test_json_push_carries_the_link_and_the_photo(notify_db, notify_settings, notify_storage, http_capture):
+async def test_json_push_carries_the_link_and_the_photo(notify_sqlite, notify_settings, notify_storage, http_capture):
     settings = notify_settings()
     url = f"json://127.0.0.1:{http_capture.port}/kiosk"
-    event = await make_event(notify_db, title="Gala Night", notify_urls=[url])
-    job = await make_job(notify_db, event)
+    event = await make_event(notify_sqlite, title="Gala Night", notify_urls=[url])
+    job = await make_job(notify_sqlite, event)
     image = png_bytes()
     notify_storage.put(f"results/{job.id}.png", image)
-    (row,) = await finish_job(notify_db, job.id, settings)
+    (row,) = await finish_job(notify_sqlite, job.id, settings)
     assert (row.channel, row.target) == ("push:0", url)
 
-    notifier = Notifier(notify_db, settings, notify_storage)
+    notifier = Notifier(notify_sqlite, settings, notify_storage)
     await notifier.run_due()
-    await finish_job(notify_db, job.id, settings)
+    await finish_job(notify_sqlite, job.id, settings)
     await notifier.run_due()
 
     (request,) = http_capture.requests
@@ -55,19 +55,19 @@ async def test_every_channel_of_a_job_is_its_own_row(notify_sqlite, notify_setti
 
 
 async def test_failed_jobs_apologise_only_when_the_event_enables_it(
-    notify_db, notify_settings, notify_storage, http_capture
+    notify_sqlite, notify_settings, notify_storage, http_capture
 ):
     settings = notify_settings()
     url = f"json://127.0.0.1:{http_capture.port}/kiosk"
-    quiet = await make_event(notify_db, notify_urls=[url])
-    assert await finish_job(notify_db, (await make_job(notify_db, quiet)).id, settings, kind="failed") == []
+    quiet = await make_event(notify_sqlite, notify_urls=[url])
+    assert await finish_job(notify_sqlite, (await make_job(notify_sqlite, quiet)).id, settings, kind="failed") == []
     # user jobs (no event) never get the apology either
-    loud = await make_event(notify_db, title="Gala Night", notify_urls=[url], notify_on_failure=True)
-    job = await make_job(notify_db, loud)
-    (row,) = await finish_job(notify_db, job.id, settings, kind="failed")
+    loud = await make_event(notify_sqlite, title="Gala Night", notify_urls=[url], notify_on_failure=True)
+    job = await make_job(notify_sqlite, loud)
+    (row,) = await finish_job(notify_sqlite, job.id, settings, kind="failed")
     assert row.kind == "failed"
 
-    await Notifier(notify_db, settings, notify_storage).run_due()
+    await Notifier(notify_sqlite, settings, notify_storage).run_due()
 
     (request,) = http_capture.requests
     payload = request.json()

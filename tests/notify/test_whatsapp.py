@@ -74,15 +74,15 @@ async def test_the_apprise_url_and_message_built_for_a_job(notify_sqlite, notify
     assert templated.url == f"whatsapp://photo_ready:{TOKEN}@{SENDER}/%2B628123456789?lang=id&%3Abody=1"
 
 
-async def test_the_meta_request_the_plugin_sends(notify_db, notify_settings, notify_storage, meta_api, caplog):
+async def test_the_meta_request_the_plugin_sends(notify_sqlite, notify_settings, notify_storage, meta_api, caplog):
     caplog.set_level(logging.DEBUG)
     settings = _settings(notify_settings)
-    event = await make_event(notify_db, title="Gala Night")
-    job = await make_job(notify_db, event, phone=PHONE, email=None)
+    event = await make_event(notify_sqlite, title="Gala Night")
+    job = await make_job(notify_sqlite, event, phone=PHONE, email=None)
     notify_storage.put(f"results/{job.id}.png", png_bytes())
-    await finish_job(notify_db, job.id, settings)
+    await finish_job(notify_sqlite, job.id, settings)
 
-    assert await Notifier(notify_db, settings, notify_storage).run_due() == 1
+    assert await Notifier(notify_sqlite, settings, notify_storage).run_due() == 1
 
     (request,) = meta_api.requests
     assert request.path == f"/v21.0/{SENDER}/messages"
@@ -98,7 +98,7 @@ async def test_the_meta_request_the_plugin_sends(notify_db, notify_settings, not
             f"https://booth.example.com/p/{job.public_id}"
         },
     }
-    row = await _row(notify_db, job.id)
+    row = await _row(notify_sqlite, job.id)
     assert row.state == "sent"
 
     # neither the phone number nor the token is in any log line (Apprise logs the payload at DEBUG)
