@@ -5,6 +5,7 @@ Submission answers 202 as soon as the photo is stored and the credit reserved; n
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from pathlib import Path
@@ -103,6 +104,23 @@ async def _accepted(runtime: Runtime, job: Job, *, replayed: bool = False) -> Re
     return JSONResponse(body, status_code=202, headers=headers)
 
 
+_wake_tasks: set[asyncio.Task[None]] = set()
+
+
+def _wake_in_background(runtime: Runtime) -> None:
+    """Wake the dispatchers without holding the 202 on it: a slow or hanging Redis must not stall intake
+    (the job row is already committed; a dispatcher that misses the wake-up finds the job on its next poll)."""
+    task = asyncio.create_task(runtime.bus.wake(), name="intake-wake")
+    _wake_tasks.add(task)
+
+    def done(finished: asyncio.Task[None]) -> None:
+        _wake_tasks.discard(finished)
+        if not finished.cancelled() and (exc := finished.exception()) is not None:
+            log.warning("wake-up failed", extra={"error": type(exc).__name__})
+
+    task.add_done_callback(done)
+
+
 async def submit_job(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     client = await require_client(request)
@@ -145,8 +163,17 @@ async def submit_job(request: Request) -> Response:
                 processed_path.unlink()
     with bind(job_id=job.id, event_id=job.event_id):
         log.info("job accepted", extra={"style": job.style_id})
-    await runtime.bus.wake()
+    _wake_in_background(runtime)
     return await _accepted(runtime, job)
+
+
+def etag_matches(if_none_match: str | None, tag: str) -> bool:
+    """RFC 9110 If-None-Match: `*`, or any listed tag equal to ours under weak comparison (W/ ignored)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(candidate.strip().removeprefix("W/") == tag for candidate in if_none_match.split(","))
 
 
 async def get_job(request: Request) -> Response:
@@ -160,7 +187,7 @@ async def get_job(request: Request) -> Response:
     headers: dict[str, Any] = {"ETag": tag, "Cache-Control": "no-cache"}
     if not job.job_state.final:
         headers["Retry-After"] = str(RETRY_AFTER_S)
-    if request.headers.get("if-none-match") == tag:
+    if etag_matches(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers=headers)
     view = await job_view(runtime, job)
     return JSONResponse(view.model_dump(mode="json"), headers=headers)

@@ -1,0 +1,208 @@
+"""Image intake through the API: size cap while reading, sniffed type, bomb guard, EXIF, downscale, URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable
+from typing import Any
+
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+from photobot.db import Database
+from photobot.settings import Settings
+from tests.api.conftest import ApiEnv
+from tests.api.helpers import (
+    assert_accepted,
+    assert_problem,
+    data_uri,
+    encode,
+    job_row,
+    noise_jpeg,
+    open_api,
+    png_bomb,
+    read_stored,
+    stored_keys,
+    submit_json,
+    submit_multipart,
+    tiny_jpeg,
+    unchanged,
+)
+from tests.support.servers import serve
+
+MB = 1024 * 1024
+
+
+def stored_image(api: ApiEnv, key: str) -> Image.Image:
+    img = Image.open(io.BytesIO(read_stored(api, key)))
+    img.load()
+    return img
+
+
+async def test_size_limit_is_413_and_enforced_while_reading(api: ApiEnv) -> None:
+    big = noise_jpeg(5 * MB + 100_000)  # a real JPEG just over the default 5 MB cap
+    headers = api.auth()
+    async with unchanged(api):
+        assert_problem(await submit_multipart(api, big), 413, "image_too_large")
+        assert_problem(await submit_json(api, big), 413, "image_too_large")
+
+        # Proof that the cap is enforced while reading: the client sends more than the cap and then stops
+        # without finishing the body; the answer must already be there. Chunked (no Content-Length) ...
+        head = await raw_request(api, headers, body=b"\xff" * (5 * MB + 200_000), chunked=True)
+        assert head.startswith(b"HTTP/1.1 413"), head[:200]
+        assert b"image_too_large" in head
+        # ... and a declared Content-Length over the cap is refused before a single body byte is sent.
+        head = await raw_request(api, {**headers, "Content-Length": str(50 * MB)}, body=b"")
+        assert head.startswith(b"HTTP/1.1 413"), head[:200]
+
+
+async def raw_request(api: ApiEnv, headers: dict[str, str], *, body: bytes, chunked: bool = False) -> bytes:
+    """POST a multipart body that never ends (no final chunk / short of Content-Length); return the answer."""
+    host, port = api.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        lines = [
+            "POST /v1/jobs HTTP/1.1",
+            f"Host: {host}:{port}",
+            "Content-Type: multipart/form-data; boundary=b",
+            *(f"{k}: {v}" for k, v in headers.items()),
+        ]
+        if chunked:
+            lines.append("Transfer-Encoding: chunked")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        preamble = b'--b\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n\r\n'
+        payload = preamble + body if body else b""
+        for offset in range(0, len(payload), 65536):
+            piece = payload[offset : offset + 65536]
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            await writer.drain()
+        return await asyncio.wait_for(reader.read(4096), 10)
+    finally:
+        writer.close()
+
+
+async def test_configurable_size_limit(database: Database, make_settings: Callable[..., Settings]) -> None:
+    async with open_api(database, make_settings, max_image_bytes=40_000) as served:
+        api = served.env
+        photo = noise_jpeg(45_000)
+        async with unchanged(api):
+            assert_problem(await submit_multipart(api, photo), 413, "image_too_large")
+            assert_problem(await submit_json(api, photo), 413, "image_too_large")
+        assert_accepted(await submit_multipart(api, tiny_jpeg()))
+
+
+async def test_content_type_comes_from_the_bytes(api: ApiEnv) -> None:
+    gif = encode(Image.new("RGB", (8, 8)), "GIF")
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    async with unchanged(api):
+        for payload in (gif, b"%PDF-1.7\n" + b"x" * 100, b"<svg xmlns='http://www.w3.org/2000/svg'/>", heic):
+            # the declared type says JPEG; the bytes decide
+            assert_problem(
+                await submit_multipart(api, payload, content_type="image/jpeg"), 415, "unsupported_media_type"
+            )
+            assert_problem(await submit_json(api, data_uri(payload, "image/jpeg")), 415, "unsupported_media_type")
+        body = assert_problem(await submit_multipart(api, heic), 415, "unsupported_media_type")
+        assert "HEIC" in body["detail"]
+        # a bomb: 30000 x 30000 pixels claimed by a ~100-byte PNG; refused from the header
+        assert_problem(await submit_multipart(api, png_bomb(), content_type="image/png"), 422, "image_too_many_pixels")
+        assert_problem(await submit_json(api, data_uri(png_bomb(), "image/png")), 422, "image_too_many_pixels")
+        # real magic, broken body
+        assert_problem(await submit_multipart(api, tiny_jpeg()[:40]), 422, "invalid_image")
+        assert_problem(await submit_multipart(api, b""), 422, "invalid_image")
+
+    # PNG and WebP are accepted whatever the declared type; opaque images are stored as JPEG, alpha as PNG
+    png = assert_accepted(
+        await submit_multipart(
+            api, encode(Image.new("RGB", (64, 64), "blue"), "PNG"), content_type="application/octet-stream"
+        )
+    )
+    webp = assert_accepted(
+        await submit_json(api, data_uri(encode(Image.new("RGB", (64, 64), "green"), "WEBP"), "image/png"))
+    )
+    alpha = assert_accepted(await submit_multipart(api, encode(Image.new("RGBA", (64, 64), (0, 0, 255, 100)), "PNG")))
+    assert (await job_row(api, png["id"])).input_key.endswith(".jpg")
+    assert (await job_row(api, webp["id"])).input_key.endswith(".jpg")
+    key = (await job_row(api, alpha["id"])).input_key
+    assert key.endswith(".png") and stored_image(api, key).mode == "RGBA"
+
+
+async def test_exif_orientation_applied_and_metadata_stripped(api: ApiEnv) -> None:
+    # landscape pixels, red marker in the top-left; orientation 6 means "rotate 90 degrees clockwise to view"
+    img = Image.new("RGB", (120, 60), "white")
+    img.paste((255, 0, 0), (0, 0, 30, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "secret-camera"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "S", (6.0, 10.0, 30.0), "E", (106.0, 49.0, 0.0)
+    photo = encode(img, "JPEG", quality=95, exif=exif, comment=b"secret-comment")
+    with Image.open(io.BytesIO(photo)) as original:
+        assert original.getexif().get_ifd(0x8825) and original.getexif()[0x0112] == 6
+
+    for submit in (submit_multipart, submit_json):
+        job = await job_row(api, assert_accepted(await submit(api, photo))["id"])
+        raw = read_stored(api, job.input_key)
+        out = stored_image(api, job.input_key)
+        assert out.size == (60, 120), out.size  # upright: portrait now
+        r, g, b = out.getpixel((out.width - 5, 5))[:3]  # the marker moved to the top-right corner
+        assert r > 200 and g < 60 and b < 60, (r, g, b)
+        assert len(out.getexif()) == 0
+        assert not {"exif", "icc_profile", "comment", "xmp"} & set(out.info)
+        for marker in (b"Exif\x00\x00", b"secret-camera", b"secret-comment", b"GPS"):
+            assert marker not in raw, marker
+
+
+async def test_downscale_to_long_side(database: Database, make_settings: Callable[..., Settings]) -> None:
+    async with open_api(database, make_settings, max_long_side=256) as served:
+        api = served.env
+        job = await job_row(api, assert_accepted(await submit_multipart(api, tiny_jpeg((1200, 400))))["id"])
+        assert stored_image(api, job.input_key).size == (256, 85)
+        small = await job_row(api, assert_accepted(await submit_json(api, tiny_jpeg((100, 50))))["id"])
+        assert stored_image(api, small.input_key).size == (100, 50)  # never upscaled
+
+
+async def test_default_long_side_is_2048(api: ApiEnv) -> None:
+    job = await job_row(api, assert_accepted(await submit_multipart(api, tiny_jpeg((3000, 1500))))["id"])
+    assert stored_image(api, job.input_key).size == (2048, 1024)
+
+
+async def test_url_input_is_downloaded(api: ApiEnv) -> None:
+    """PHOTOBOT_ALLOW_PRIVATE_NETWORKS=true (the test default) lets a loopback http URL through."""
+    photo = tiny_jpeg((80, 40), "purple")
+    big = noise_jpeg(5 * MB + 50_000)
+    hits: list[str] = []
+
+    async def image(request: Any) -> Response:
+        hits.append(request.url.path)
+        name = request.path_params["name"]
+        if name == "photo.jpg":
+            return Response(photo, media_type="image/jpeg")
+        if name == "big.jpg":
+            return Response(big, media_type="image/jpeg")
+        if name == "page.html":
+            return Response(b"<html></html>", media_type="text/html")
+        return Response(b"gone", status_code=404)
+
+    origin = Starlette(routes=[Route("/img/{name}", image)])
+    async with serve(origin) as base:
+        job = await job_row(api, assert_accepted(await submit_json(api, f"{base}/img/photo.jpg"))["id"])
+        assert stored_image(api, job.input_key).size == (80, 40)
+        # a URL given as a multipart text field works too
+        response = await api.client.post(
+            "/v1/jobs",
+            data={"style": "pb_a"},
+            files={"image": (None, f"{base}/img/photo.jpg".encode())},  # a text part, not a file
+            headers=api.auth(),
+        )
+        assert_accepted(response)
+        async with unchanged(api):
+            assert_problem(await submit_json(api, f"{base}/img/big.jpg"), 413, "image_too_large")
+            assert_problem(await submit_json(api, f"{base}/img/page.html"), 415, "unsupported_media_type")
+            missing = await submit_json(api, f"{base}/img/missing.jpg?sig=s3cret")
+            body = assert_problem(missing, missing.status_code, "fetch_failed")
+            assert missing.status_code in (422, 502)
+            assert "s3cret" not in body["detail"]
+    assert len(stored_keys(api)) == 2
