@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot.db import Database
@@ -58,8 +59,19 @@ def run_async(func: Callable[P, Awaitable[T]]) -> Callable[P, T]:
             return fail(str(exc), code=2)
         except OSError as exc:
             return fail(f"cannot reach a store: {exc.__class__.__name__}: {exc.strerror or exc}")
+        except SQLAlchemyError as exc:
+            return fail(database_error(exc))
 
     return wrapper
+
+
+def database_error(exc: SQLAlchemyError) -> str:
+    """One line naming a database failure ("no such table" means: run `photobot migrate`), without the SQL."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0][:200]
+    missing_table = "no such table" in first or first.startswith("relation")
+    hint = " (run `photobot migrate`)" if missing_table else ""
+    return f"database error: {type(orig).__name__}: {first}{hint}"
 
 
 def emit(data: Any, as_json: bool, text: Callable[[Any], str] | None = None) -> None:

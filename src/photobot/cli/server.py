@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
-from photobot.cli.common import emit, json_option, session_scope, settings_from_env
+from photobot.cli.common import database_error, emit, fail, json_option, session_scope, settings_from_env
 from photobot.migrate import upgrade
+from photobot.services import Invalid, NotFound, accounts, styles
 from photobot.services import access as access_svc
-from photobot.services import accounts, styles
 
 DEMO_CURL = """\
 curl -sS -X POST {base}/v1/jobs \\
@@ -21,18 +22,45 @@ curl -sS -X POST {base}/v1/jobs \\
 
 
 @click.command("migrate", help="Apply database migrations (Alembic) up to the newest.")
-def migrate() -> None:
+@json_option
+def migrate(as_json: bool) -> None:
     settings = settings_from_env()
-    upgrade(settings.resolved_database_url)
-    click.echo("database is at the newest migration", err=True)
+    _upgrade(settings.resolved_database_url)
+    if as_json:
+        emit({"revision": _current_revision(), "status": "ok"}, True)
+    else:
+        click.echo("database is at the newest migration", err=True)
+
+
+def _upgrade(url: str) -> None:
+    """Apply migrations; a failure is one line on stderr and exit status 1."""
+    try:
+        upgrade(url)
+    except SQLAlchemyError as exc:
+        fail(database_error(exc))
+    except OSError as exc:
+        fail(f"cannot reach the database: {exc.__class__.__name__}: {exc.strerror or exc}")
+
+
+def _current_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    from photobot.migrate import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 
 
 @click.command("bootstrap", help="First-run set-up: migrate, load the default styles, create a demo event.")
 @json_option
 def bootstrap(as_json: bool) -> None:
     settings = settings_from_env()
-    upgrade(settings.resolved_database_url)
-    result = asyncio.run(_bootstrap(settings.var_dir))
+    _upgrade(settings.resolved_database_url)
+    try:
+        result = asyncio.run(_bootstrap(settings.var_dir))
+    except (Invalid, NotFound) as exc:
+        fail(str(exc))
+    except SQLAlchemyError as exc:
+        fail(database_error(exc))
     if as_json:
         emit(result, True)
         return

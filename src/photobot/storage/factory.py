@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from photobot.storage.base import Storage, StorageError
 from photobot.storage.local import LocalStorage, MediaSigner
-from photobot.storage.s3 import S3Storage
 
 
 def open_storage(url: str, *, public_base_url: str, secrets: list[str]) -> Storage:
@@ -24,6 +23,8 @@ def open_storage(url: str, *, public_base_url: str, secrets: list[str]) -> Stora
         if not parts.netloc:
             raise StorageError("s3 storage URL needs a bucket: s3://bucket")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        from photobot.storage.s3 import S3Storage  # aioboto3 costs ~1 s to import; only S3 deployments pay it
+
         return S3Storage(
             parts.netloc,
             endpoint_url=query.get("endpoint_url"),

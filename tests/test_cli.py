@@ -1,0 +1,444 @@
+"""The `photobot` command line, run as real subprocesses against a migrated SQLite or PostgreSQL database.
+
+Contract checked for every command: `--json` prints exactly one JSON document on stdout (nothing else), and
+an error exits non-zero with exactly one line on stderr and nothing on stdout.
+
+Speed: the environment sets PYTHONDONTWRITEBYTECODE, so each child would compile every imported module
+again (~6 s a command). The children get a private bytecode cache (PYTHONPYCACHEPREFIX, outside the tree)
+instead, and independent commands run concurrently. Every command's success path and the errors that
+depend on stored data run on both backends; pure input validation (refused before any query) runs once,
+on SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from photobot import credits
+from photobot.db import Database
+from photobot.models import ClientToken, CreditLedger, Event, Job, ProviderKey, Style, utcnow
+from photobot.tokens import hash_token
+
+PHOTOBOT = Path(sys.executable).with_name("photobot")
+PYCACHE = Path(tempfile.gettempdir()) / f"photobot-test-pycache-{os.getuid()}"
+
+
+@dataclass
+class Result:
+    args: tuple[str, ...]
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        assert self.code == 0, f"{self.args}: exit {self.code}: {self.err}"
+        return json.loads(self.out)  # the whole of stdout is one JSON document
+
+    def ok(self) -> Result:
+        assert self.code == 0, f"{self.args}: exit {self.code}: {self.err}"
+        return self
+
+    def failed(self, *fragments: str) -> str:
+        """Assert the error contract and return the one stderr line."""
+        assert self.code != 0, f"{self.args} should fail, printed {self.out!r}"
+        assert self.out == "", f"{self.args}: stdout on error: {self.out!r}"
+        lines = self.err.strip().splitlines()
+        assert len(lines) == 1, f"{self.args}: expected one stderr line, got {self.err!r}"
+        assert "Traceback" not in self.err
+        for fragment in fragments:
+            assert fragment in lines[0], f"{self.args}: {fragment!r} not in {lines[0]!r}"
+        return lines[0]
+
+
+Run = Callable[..., Any]
+
+pytestmark = pytest.mark.timeout(600)  # ~70 child processes; a loaded machine makes each one slow
+
+
+@pytest.fixture
+def cli(db_url: str, tmp_path: Path) -> Run:
+    """`await cli("events", "list", "--json")` runs `photobot` in a child process on the test database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOBOT_") or k.startswith("PHOTOBOT_TEST_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(
+        PHOTOBOT_DATABASE_URL=db_url,
+        PHOTOBOT_VAR_DIR=str(tmp_path / "var"),
+        PHOTOBOT_ENV="test",
+        PHOTOBOT_LOG_LEVEL="WARNING",
+        PYTHONPYCACHEPREFIX=str(PYCACHE),
+    )
+    workdir = tmp_path / "cwd"  # no stray .env is read
+    workdir.mkdir()
+
+    async def run(*args: str, **extra_env: str) -> Result:
+        proc = await asyncio.create_subprocess_exec(
+            str(PHOTOBOT),
+            *args,
+            cwd=workdir,
+            env={**env, **extra_env},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), 240)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        assert proc.returncode is not None
+        return Result(args, proc.returncode, out.decode(), err.decode())
+
+    run.sqlite = db_url.startswith("sqlite")  # type: ignore[attr-defined]
+    return run
+
+
+async def _all(*runs: Any) -> list[Result]:
+    return list(await asyncio.gather(*runs))
+
+
+async def _scalar(url: str, query: Any) -> Any:
+    db = Database(url)
+    try:
+        async with db.session() as session:
+            return (await session.execute(query)).scalar()
+    finally:
+        await db.close()
+
+
+async def _rows(url: str, query: Any) -> list[Any]:
+    db = Database(url)
+    try:
+        async with db.session() as session:
+            return list((await session.execute(query)).all())
+    finally:
+        await db.close()
+
+
+async def _insert_event(db_url: str, name: str) -> int:
+    db = Database(db_url)
+    try:
+        async with db.session() as session:
+            event = Event(name=name)
+            session.add(event)
+            await session.flush()
+            assert event.id is not None
+            return event.id
+    finally:
+        await db.close()
+
+
+async def test_migrate_and_bootstrap(cli: Run, db_url: str, tmp_path: Path) -> None:
+    assert (await cli("migrate", "--json")).json() == {"revision": "0001", "status": "ok"}
+
+    first = (await cli("bootstrap", "--json")).json()
+    assert first["styles_loaded"] >= 8
+    assert first["credits"] == 100
+    assert first["token"].startswith("pbt_")
+    event_id = first["event_id"]
+
+    second = (await cli("bootstrap", "--json")).json()
+    assert second == {**first, "styles_loaded": 0}  # idempotent: same event, same token, nothing reloaded
+
+    assert await _scalar(db_url, sa.select(sa.func.count()).select_from(Event)) == 1
+    assert await _scalar(db_url, sa.select(sa.func.count()).select_from(Style)) == first["styles_loaded"]
+    assert await _scalar(db_url, sa.select(Event.credits).where(Event.id == event_id)) == 100
+    stored = await _rows(db_url, sa.select(ClientToken.token_hash, ClientToken.scope, ClientToken.event_id))
+    assert stored == [(hash_token(first["token"]), "event", event_id)]
+
+    if not cli.sqlite:
+        return
+    empty = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    dead_pg = "postgresql+asyncpg://127.0.0.1:1/none"
+    plain_migrate, plain_bootstrap, missing_table, unreachable, unreachable_migrate = await _all(
+        cli("migrate"),
+        cli("bootstrap"),
+        cli("events", "list", "--json", PHOTOBOT_DATABASE_URL=empty),
+        cli("events", "list", "--json", PHOTOBOT_DATABASE_URL=dead_pg),
+        cli("migrate", "--json", PHOTOBOT_DATABASE_URL=dead_pg),
+    )
+    assert plain_migrate.ok().out == ""  # the human message goes to stderr
+    assert first["token"] in plain_bootstrap.ok().out  # the demo token and how to use it
+    assert "/v1/jobs" in plain_bootstrap.out
+    missing_table.failed("photobot migrate")
+    unreachable.failed("ConnectionRefusedError")
+    unreachable_migrate.failed("ConnectionRefusedError")
+
+
+async def test_events_and_users(cli: Run, db_url: str) -> None:
+    wedding = (await cli("events", "create", "Wedding", "--credits", "5", "--json")).json()
+    assert wedding["name"] == "Wedding"
+    assert wedding["credits"] == 5
+    event_id = wedding["id"]
+
+    alice, topped, unknown_event = await _all(
+        cli("users", "create", "alice", "--credits", "2", "--json"),
+        cli("events", "credits", str(event_id), "--add", "3", "--json"),
+        cli("events", "credits", "999", "--add", "1", "--json"),
+    )
+    assert alice.json()["external_id"] == "alice"
+    assert alice.json()["credits"] == 2
+    assert topped.json()["id"] == event_id
+    assert topped.json()["credits"] == 8
+    assert topped.json()["granted_total"] == 8
+    unknown_event.failed("event 999 not found")
+
+    grants = await _rows(
+        db_url,
+        sa.select(CreditLedger.delta, CreditLedger.reason)
+        .where(CreditLedger.event_id == event_id)
+        .order_by(CreditLedger.id),
+    )
+    assert grants == [(5, "grant"), (3, "grant")]
+
+    user_id = alice.json()["id"]
+    listed_events, listed_users, user_topped, duplicate, *validation = await _all(
+        cli("events", "list", "--json"),
+        cli("users", "list", "--json"),
+        cli("users", "credits", str(user_id), "--add", "4", "--json"),
+        cli("users", "create", "alice", "--json"),
+        *(
+            (
+                cli("events", "create", "Broke", "--credits", "-1", "--json"),
+                cli("events", "credits", str(event_id), "--add", "0", "--json"),
+                cli("events", "credits", str(event_id), "--add", "-2"),
+                cli("users", "credits", str(user_id), "--add", "0"),
+                cli("events", "list"),
+            )
+            if cli.sqlite
+            else ()
+        ),
+    )
+    assert [(e["id"], e["name"], e["credits"]) for e in listed_events.json()] == [(event_id, "Wedding", 8)]
+    assert [u["external_id"] for u in listed_users.json()] == ["alice"]
+    assert user_topped.json()["credits"] == 6
+    duplicate.failed("already exists")
+    if validation:
+        validation[0].failed("credits must be 0 or more")
+        validation[1].failed("--add")
+        validation[2].failed("--add")
+        validation[3].failed("--add")
+        assert "Wedding" in validation[4].ok().out
+
+    # the refused commands changed nothing
+    assert await _rows(db_url, sa.select(Event.name, Event.credits).order_by(Event.id)) == [("Wedding", 8)]
+    ledger = await _rows(db_url, sa.select(CreditLedger.reason, CreditLedger.delta).order_by(CreditLedger.id))
+    assert sorted(ledger) == [("grant", 2), ("grant", 3), ("grant", 4), ("grant", 5)]
+
+
+STYLES_JSON = [
+    {"id": "neon", "name": "Neon", "prompt": "neon portrait", "cost": 2},
+    {"id": "retro", "name": "Retro", "prompt": "1970s film look", "aspect_ratio": "3:4"},
+]
+STYLES_YAML = """\
+- id: neon
+  name: Neon Nights
+  prompt: neon portrait, rain
+- id: comic
+  name: Comic
+  prompt: comic book
+  active: false
+"""
+
+
+async def test_styles_import_and_list(cli: Run, db_url: str, tmp_path: Path) -> None:
+    as_json = tmp_path / "styles.json"
+    as_json.write_text(json.dumps(STYLES_JSON))
+    as_yaml = tmp_path / "more.yaml"
+    as_yaml.write_text(STYLES_YAML)
+
+    imported = (await cli("styles", "import", str(as_json), "--json")).json()
+    assert [s["id"] for s in imported] == ["neon", "retro"]
+    assert imported[0]["cost"] == 2
+
+    upserted = (await cli("styles", "import", str(as_yaml), "--json")).json()
+    assert [s["id"] for s in upserted] == ["neon", "comic"]
+
+    bad_syntax = tmp_path / "broken.json"
+    bad_syntax.write_text("[{")
+    not_a_list = tmp_path / "single.yaml"
+    not_a_list.write_text("id: x\nname: X\nprompt: p\n")
+    bad_field = tmp_path / "bad.yaml"
+    bad_field.write_text("- id: Bad Id!\n  name: x\n  prompt: p\n")
+    listed, *others = await _all(
+        cli("styles", "list", "--json"),
+        *(
+            (
+                cli("styles", "list"),
+                cli("styles", "import", str(bad_syntax), "--json"),
+                cli("styles", "import", str(not_a_list)),
+                cli("styles", "import", str(bad_field), "--json"),
+                cli("styles", "import", str(tmp_path / "missing.yaml")),
+            )
+            if cli.sqlite
+            else ()
+        ),
+    )
+    by_id = {s["id"]: s for s in listed.json()}
+    assert sorted(by_id) == ["comic", "neon", "retro"]
+    assert by_id["neon"]["name"] == "Neon Nights"  # updated in place, by id
+    assert by_id["neon"]["prompt"] == "neon portrait, rain"
+    assert by_id["neon"]["cost"] == 1  # the YAML entry replaced the whole style
+    assert by_id["comic"]["active"] is False
+    assert by_id["retro"]["aspect_ratio"] == "3:4"
+    if others:
+        assert "Neon Nights" in others[0].ok().out
+        others[1].failed("cannot parse broken.json")
+        others[2].failed("list")
+        others[3].failed("style id")
+        others[4].failed("cannot read")
+    assert await _scalar(db_url, sa.select(sa.func.count()).select_from(Style)) == 3
+
+
+async def test_keys_and_tokens(cli: Run, db_url: str) -> None:
+    secret = "kie-sk-0123456789abcdefSECRET9f3a"
+    event_id = await _insert_event(db_url, "Booth")
+    added = (await cli("keys", "add", "--provider", "kie", secret, "--label", "main", "--json")).ok()
+    assert secret not in added.out
+    assert secret[:-4] not in added.out
+    key = json.loads(added.out)
+    assert key["provider"] == "kie"
+    assert key["label"] == "main"
+    assert key["active"] is True
+    assert key["secret"].endswith(secret[-4:])
+
+    results = await _all(
+        cli("keys", "list", "--json"),
+        cli("keys", "disable", str(key["id"]), "--json"),
+        cli("keys", "disable", "999", "--json"),
+        cli("tokens", "create", "--event", str(event_id), "--label", "kiosk 1", "--json"),
+        cli("tokens", "create", "--app", "--json"),
+        cli("tokens", "create", "--admin", "--json"),
+        cli("tokens", "create", "--event", "999", "--json"),
+        *(
+            (
+                cli("keys", "add", "--provider", "kie", secret, "--json"),
+                cli("keys", "add", "--provider", "kie", "short"),
+                cli("keys", "list"),
+                cli("tokens", "create", "--json"),
+                cli("tokens", "create", "--app", "--admin", "--json"),
+                cli("tokens", "create", "--event", str(event_id), "--app"),
+                cli("tokens", "create", "--admin"),
+            )
+            if cli.sqlite
+            else ()
+        ),
+    )
+    listed, disabled, unknown_key, event_token, app_token, admin_token, unknown_event, *extra = results
+    for result in results:
+        assert secret not in result.out + result.err
+        assert secret[:-4] not in result.out + result.err
+    assert [k["id"] for k in listed.json()] == [key["id"]]
+    assert disabled.json()["active"] is False
+    assert disabled.json()["disabled_reason"]
+    unknown_key.failed("key 999 not found")
+    unknown_event.failed("event 999 not found")
+    assert await _rows(db_url, sa.select(ProviderKey.secret, ProviderKey.active)) == [(secret, False)]
+
+    created = [event_token.json(), app_token.json(), admin_token.json()]
+    assert [(t["scope"], t["event_id"]) for t in created] == [("event", event_id), ("app", None), ("admin", None)]
+    assert created[0]["label"] == "kiosk 1"
+    assert all("token_hash" not in t for t in created)
+    tokens = [t["token"] for t in created]
+    if extra:
+        extra[0].failed("already in the pool")
+        extra[1].failed("too short")
+        assert "main" in extra[2].ok().out
+        extra[3].failed("exactly one")
+        extra[4].failed("exactly one")
+        extra[5].failed("exactly one")
+        text = extra[6].ok().out
+        assert "shown once" in text
+        tokens.append(next(word for word in text.split() if word.startswith("pbt_")))
+    assert all(t.startswith("pbt_") for t in tokens)
+    assert len(set(tokens)) == len(tokens)
+
+    # only the hashes are stored; no column anywhere in the table holds a token itself
+    stored = await _rows(db_url, sa.select(ClientToken.token_hash))
+    assert sorted(h for (h,) in stored) == sorted(hash_token(t) for t in tokens)
+    for token in tokens:
+        for column in ClientToken.__table__.columns:  # type: ignore[attr-defined]
+            if isinstance(column.type, sa.String):
+                assert await _scalar(db_url, sa.select(sa.func.count()).where(column == token)) == 0
+
+    revoked, unknown_token, token_list = await _all(
+        cli("tokens", "revoke", str(created[1]["id"]), "--json"),
+        cli("tokens", "revoke", "999", "--json"),
+        cli("tokens", "list", "--json"),
+    )
+    assert revoked.json()["revoked_at"]
+    assert "token" not in revoked.json()
+    unknown_token.failed("token 999 not found")
+    assert all(t not in token_list.ok().out for t in tokens)
+    assert len(token_list.json()) == len(tokens)
+    revoked_at = await _scalar(db_url, sa.select(ClientToken.revoked_at).where(ClientToken.id == created[1]["id"]))
+    assert revoked_at is not None
+
+
+async def _insert_job(db_url: str, event_id: int) -> str:
+    db = Database(db_url)
+    try:
+        async with db.session() as session:
+            await credits.grant(session, event_id=event_id, amount=3)
+            job = Job(
+                event_id=event_id,
+                style_id="pb_a",
+                provider="kie",
+                model="nano-banana-pro",
+                prompt="a prompt",
+                input_key="inputs/x.jpg",
+                request_hash="f" * 64,
+                deadline_at=utcnow() + timedelta(minutes=5),
+            )
+            session.add(job)
+            await session.flush()
+            await credits.reserve(session, job)
+            return job.id
+    finally:
+        await db.close()
+
+
+async def test_jobs_list_and_show(cli: Run, db_url: str) -> None:
+    event_id = await _insert_event(db_url, "Jobs")
+    other = await _insert_event(db_url, "Empty")
+    job_id = await _insert_job(db_url, event_id)
+
+    everything, filtered, for_other, shown, unknown, *extra = await _all(
+        cli("jobs", "list", "--json"),
+        cli("jobs", "list", "--event", str(event_id), "--state", "pending", "--json"),
+        cli("jobs", "list", "--event", str(other), "--json"),
+        cli("jobs", "show", job_id, "--json"),
+        cli("jobs", "show", "nope", "--json"),
+        *(
+            (
+                cli("jobs", "list", "--state", "bogus", "--json"),
+                cli("jobs", "list", "--state", "processing", "--json"),
+                cli("jobs", "list"),
+            )
+            if cli.sqlite
+            else ()
+        ),
+    )
+    assert [j["id"] for j in everything.json()] == [job_id]
+    assert [(j["id"], j["state"]) for j in filtered.json()] == [(job_id, "pending")]
+    assert for_other.json() == []
+    job = shown.json()
+    assert (job["id"], job["event_id"], job["state"], job["transitions"]) == (job_id, event_id, "pending", [])
+    assert "request_hash" not in job
+    unknown.failed("job nope not found")
+    if extra:
+        extra[0].failed("unknown state 'bogus'")
+        assert extra[1].json() == []
+        assert job_id in extra[2].ok().out
