@@ -50,6 +50,8 @@ def _is_database_outage(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OperationalError | InterfaceError):
         return True
+    if isinstance(exc, DBAPIError) and str(getattr(exc.orig, "sqlstate", "") or "").startswith(("08", "57P")):
+        return True  # connection exception / server shutting down or starting ("cannot connect now")
     return isinstance(exc, ConnectionError | TimeoutError) or (isinstance(exc, OSError) and exc.errno is not None)
 
 
@@ -62,6 +64,15 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
         return problem_response(problem, instance=request.url.path)
     problem = Problem(500, "internal_error", "Internal server error", "Something went wrong on our side.")
     return problem_response(problem, instance=request.url.path)
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """Database and socket errors are answered here, in Starlette's ExceptionMiddleware, which does not
+    re-raise: the `Exception` handler runs in ServerErrorMiddleware, which re-raises after answering, and
+    uvicorn then closes the connection, so a client still sending its body saw a reset instead of the 503."""
+    if _is_database_outage(exc):
+        return await _unhandled(request, exc)
+    raise exc  # anything else: ServerErrorMiddleware logs it and answers 500 problem+json
 
 
 def build_routes() -> list[BaseRoute]:
@@ -93,7 +104,13 @@ def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:
         routes=[*build_routes(), *metrics.routes, *openapi.routes, *admin.routes],
         middleware=middleware.middleware(),
         lifespan=lifespan,
-        exception_handlers={Problem: handle_problem, HTTPException: _http_exception, Exception: _unhandled},
+        exception_handlers={
+            Problem: handle_problem,
+            HTTPException: _http_exception,
+            DBAPIError: _database_error,
+            OSError: _database_error,
+            Exception: _unhandled,
+        },
     )
     app.state.settings = settings
     app.state.run_dispatcher = run_dispatcher
