@@ -59,6 +59,7 @@ class PagesEnv:
         purged_at: datetime | None = None,
         error_code: str | None = None,
         store: bool = True,
+        color: str = "#3c8dbc",
     ) -> Job:
         state = JobState(state)
         now = utcnow()
@@ -86,7 +87,7 @@ class PagesEnv:
             job.result_key = f"results/{job.id}.png"
             job.result_content_type = "image/png"
             if store:
-                await self.runtime.storage.put_bytes(job.result_key, png_bytes(), "image/png")
+                await self.runtime.storage.put_bytes(job.result_key, png_bytes(color=color), "image/png")
         if state == JobState.failed:
             job.error_code = error_code or "provider_generation_failed"
             job.error_message = "internal detail that guests must not see"

@@ -19,6 +19,8 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from photobot.models import JobState
+from photobot.pages.signing import gallery_url
 from photobot.providers.simulator import SimConfig, Simulator
 from photobot.providers.simulator.kie_api import callback_payload
 from tests.pages.conftest import PagesEnv, module_pages
@@ -171,5 +173,30 @@ async def test_kiosk_takes_a_photo_and_shows_the_qr_code(live: PagesEnv, sim: Si
 
     await page.click("#again")
     await page.wait_for_selector("#capture:not([hidden])")
+    assert errors == []
+    await context.close()
+
+
+async def test_live_wall_adds_a_new_photo_in_the_browser(live: PagesEnv, browser: Any) -> None:
+    event_id = await live.new_event("Wall", title="Gala Night", primary_color="#0f766e")
+    for color in ("#e76f51", "#2a9d8f", "#e9c46a", "#264653", "#f4a261"):
+        await live.add_job(JobState.completed, event_id=event_id, color=color)
+    url = gallery_url(live.base_url, live.settings.secret_keys(), event_id)
+    context = await browser.new_context(**PHONE)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(url)
+    assert await page.locator("#grid li").count() == 5
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('#grid img')].every((i) => i.complete && i.naturalWidth > 0)"
+    )
+    await page.screenshot(path=screenshot_path("gallery.png"), full_page=True)
+    await page.goto(url + "&wall=1")
+    await page.wait_for_timeout(300)  # the stream is open
+    new = await live.add_job(JobState.completed, event_id=event_id, color="#d62828")
+    await page.wait_for_selector(f"#grid li[data-id='{new.id}'] img", timeout=10_000)
+    assert await page.locator("#grid li").first.get_attribute("data-id") == new.id
+    assert await page.locator("#grid li").count() == 6
     assert errors == []
     await context.close()

@@ -144,6 +144,19 @@ def strings_for(language: str | None) -> dict[str, str]:
     return STRINGS.get(lang, STRINGS["en"])
 
 
+def text_on(color: str) -> str:
+    """Black or white, whichever reads better on `color` (WCAG relative luminance); white for named colours."""
+    hex_digits = color.lstrip("#")
+    if not color.startswith("#") or len(hex_digits) not in (3, 4, 6, 8):
+        return "#ffffff"
+    if len(hex_digits) in (3, 4):
+        hex_digits = "".join(c * 2 for c in hex_digits[:3])
+    channels = [int(hex_digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return "#ffffff" if (1.05 / (luminance + 0.05)) >= ((luminance + 0.05) / 0.05) else "#111111"
+
+
 @dataclass(frozen=True)
 class Branding:
     title: str | None
@@ -151,6 +164,10 @@ class Branding:
     color: str
     footer: str | None
     lang: str
+
+    @property
+    def on_color(self) -> str:
+        return text_on(self.color)
 
     @classmethod
     def of(cls, event: Event | None) -> Branding:

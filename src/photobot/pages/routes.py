@@ -232,7 +232,10 @@ async def _gallery_event(request: Request) -> tuple[Runtime, Event | None, str |
     runtime = _runtime(request)
     event_id = request.path_params["event_id"]
     sig = request.query_params.get("sig")
-    if not GallerySigner(runtime.settings.secret_keys()).verify(event_id, sig):
+    signer = runtime.extras.get("gallery_signer")
+    if signer is None:  # built once per process: secret_keys() may read the development key file
+        signer = runtime.extras["gallery_signer"] = GallerySigner(runtime.settings.secret_keys())
+    if not signer.verify(event_id, sig):
         return runtime, None, None
     async with runtime.db.session() as session:
         event = await session.get(Event, event_id)

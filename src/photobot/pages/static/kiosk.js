@@ -182,6 +182,8 @@
 
   function follow(pageUrl) {
     stopFollowing();
+    var url = new URL(pageUrl, location.href);  // same origin: a relative path (works behind any proxy host)
+    if (url.origin === location.origin) pageUrl = url.pathname;
     if (!window.EventSource) { poll(pageUrl + ".json"); return; }
     source = new EventSource(pageUrl + "/events");
     source.addEventListener("state", function (e) {
