@@ -98,6 +98,10 @@ class Dispatcher:
     def _step_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._slot_free.set()
+        # The step released its lease: a callback that arrived meanwhile (say, before createTask answered)
+        # made the job due while it was leased, and its wake-up found nothing to claim. Look again now
+        # instead of at the next poll.
+        self.runtime.bus.wake_event.set()
 
     async def _run_step(self, job_id: str) -> None:
         self._running.add(job_id)
