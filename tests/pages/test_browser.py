@@ -200,3 +200,19 @@ async def test_live_wall_adds_a_new_photo_in_the_browser(live: PagesEnv, browser
     assert await page.locator("#grid li").count() == 6
     assert errors == []
     await context.close()
+
+
+async def test_without_server_sent_events_the_page_polls_the_json(live: PagesEnv, browser: Any) -> None:
+    job = await submit(live.client, live.kiosk_token)  # the simulator calls back by itself
+    context = await browser.new_context(**PHONE)
+    await context.add_init_script("delete window.EventSource;")
+    page = await context.new_page()
+    seen: list[tuple[str, int]] = []
+    page.on("response", lambda r: seen.append((r.url, r.status)))
+    await page.goto(job["page_url"])
+    await page.wait_for_selector("#done:not([hidden])", timeout=15_000)
+    await page.wait_for_function("() => document.getElementById('photo').naturalWidth > 0", timeout=10_000)
+    polls = [status for url, status in seen if url.endswith(".json")]
+    assert polls and polls[-1] == 200
+    assert not [url for url, _ in seen if url.endswith("/events")]
+    await context.close()

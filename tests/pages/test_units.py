@@ -1,0 +1,38 @@
+"""Small pure parts of the pages: link signatures (with key rotation), text colour on brand colours."""
+
+from __future__ import annotations
+
+import time
+
+from photobot.pages.render import Branding, text_on
+from photobot.pages.signing import GallerySigner
+
+
+def test_gallery_signatures_survive_key_rotation_and_expire() -> None:
+    old = GallerySigner(["old-secret"])
+    rotated = GallerySigner(["new-secret", "old-secret"])
+    sig = old.sign(7)
+    assert rotated.verify(7, sig)  # links signed before the rotation keep working
+    assert not GallerySigner(["new-secret"]).verify(7, sig)
+    assert not rotated.verify(8, sig)  # one event only
+    soon = int(time.time()) + 60
+    timed = rotated.sign(7, soon)
+    assert rotated.verify(7, timed)
+    assert not rotated.verify(7, timed, now=soon + 1)
+    for bad in (None, "", "abc", "1.", ".x", "x.y", "0." + "a" * 300):
+        assert not rotated.verify(7, bad)
+
+
+def test_text_colour_follows_the_brand_colour() -> None:
+    assert text_on("#5b3df5") == "#ffffff"
+    assert text_on("#ffeb3b") == "#111111"
+    assert text_on("#fff") == "#111111"
+    assert text_on("navy") == "#ffffff"
+
+
+def test_unsafe_brand_values_are_ignored() -> None:
+    from photobot.models import Event
+
+    event = Event(name="x", primary_color="red;}body{display:none", logo_url="javascript:alert(1)", language="xx")
+    brand = Branding.of(event)
+    assert brand.color == "#5b3df5" and brand.logo_url is None and brand.lang == "en" and brand.title == "x"
