@@ -66,6 +66,10 @@ async def test_events_users_styles_keys_tokens(database: Database, ops_app: OpsF
         )  # fmt: skip
         assert patched.status_code == 200 and patched.json()["footer_text"] == "Thanks!"
         assert (await c.get(f"/v1/admin/events/{eid}", headers=h)).json()["language"] == "es"
+        kept = await c.patch(f"/v1/admin/events/{eid}", json={"language": None, "alert_urls": None}, headers=h)
+        assert kept.status_code == 200 and kept.json()["language"] == "es" and kept.json()["alert_urls"]
+        bad_url = await c.patch(f"/v1/admin/events/{eid}", json={"alert_urls": ["not a url"]}, headers=h)
+        assert bad_url.status_code == 422 and "alert_urls" in bad_url.json()["detail"]
         async with env.db.session() as session:
             stored = await session.get(Event, eid)
             assert stored is not None and stored.alert_urls == [alert]  # stored whole, shown masked

@@ -30,6 +30,7 @@ M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 256 * 1024
 P = ProblemOut
 AUTH_ERRORS: dict[int, Any] = {401: P, 403: P}
+NOT_NULL_EVENT_FIELDS = ("name", "language", "notify_urls", "alert_urls", "notify_on_failure", "templates")
 
 
 # --- plumbing -------------------------------------------------------------------------------------------------------
@@ -141,8 +142,9 @@ async def update_event(request: Request) -> Response:
     runtime = await _admin(request)
     body = await _body(request, s.EventUpdate)
     fields = body.model_dump(exclude_unset=True)
-    if fields.get("name") is None:
-        fields.pop("name", None)
+    for name in NOT_NULL_EVENT_FIELDS:  # null means "leave as is" for the columns that cannot be empty
+        if name in fields and fields[name] is None:
+            del fields[name]
 
     async def call() -> s.EventOut:
         async with runtime.db.session() as session:

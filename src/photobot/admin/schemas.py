@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from photobot.models import (
     ClientToken,
@@ -50,6 +50,14 @@ class EventFields(BaseModel):
     alert_urls: list[str] | None = Field(None, description="Organiser alert Apprise URLs (credits running low).")
     notify_on_failure: bool | None = None
     templates: dict[str, str] | None = None
+
+    @field_validator("notify_urls", "alert_urls")
+    @classmethod
+    def _apprise_urls(cls, value: list[str] | None) -> list[str] | None:
+        for url in value or []:
+            if "://" not in url or len(url) > 1000 or any(ch.isspace() for ch in url):
+                raise ValueError("each entry must be an Apprise URL such as mailto://… or tgram://…")
+        return value
 
 
 class EventCreate(EventFields):
