@@ -65,6 +65,16 @@ async def test_replay_and_conflict(api: ApiEnv) -> None:
     assert await balance(api, event_id=api.event_id) == 8 == await ledger_sum(api, event_id=api.event_id)
 
 
+async def test_owner_spelled_or_implied_is_the_same_request(api: ApiEnv) -> None:
+    key = {"Idempotency-Key": "kiosk-retry"}
+    first = assert_accepted(await submit_multipart(api, headers=key))
+    async with unchanged(api):
+        # the retry names the kiosk's own event explicitly (or sends it empty, as an HTML form does)
+        assert assert_accepted(await submit_multipart(api, headers=key, event_id=api.event_id)) == first
+        assert assert_accepted(await submit_multipart(api, headers=key, event_id="")) == first
+        assert assert_accepted(await submit_json(api, headers=key, event_id=api.event_id)) == first
+
+
 async def test_refused_request_does_not_burn_the_key(api: ApiEnv) -> None:
     key = {"Idempotency-Key": "retry-after-fix"}
     async with unchanged(api):

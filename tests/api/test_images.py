@@ -75,11 +75,22 @@ async def raw_request(api: ApiEnv, headers: dict[str, str], *, body: bytes, chun
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         preamble = b'--b\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n\r\n'
         payload = preamble + body if body else b""
-        for offset in range(0, len(payload), 65536):
-            piece = payload[offset : offset + 65536]
-            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
-            await writer.drain()
-        return await asyncio.wait_for(reader.read(4096), 10)
+        try:
+            for offset in range(0, len(payload), 65536):
+                piece = payload[offset : offset + 65536]
+                writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+                await writer.drain()
+        except ConnectionError:  # the server may stop reading once it has answered
+            pass
+        answer = b""
+        deadline = asyncio.get_running_loop().time() + 10
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):  # headers and the JSON body
+            remaining = deadline - asyncio.get_running_loop().time()
+            chunk = await asyncio.wait_for(reader.read(4096), max(remaining, 0.01))
+            if not chunk:
+                break
+            answer += chunk
+        return answer
     finally:
         writer.close()
 

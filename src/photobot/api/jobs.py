@@ -141,7 +141,9 @@ async def submit_job(request: Request) -> Response:
     processed_path: Path | None = None
     try:
         owner = resolve_owner(client, fields.event_id, fields.user_id)
-        req_hash = request_hash(fields, raw.sha256)
+        # hash what the request means, not how it was spelled: a kiosk naming its own event_id or leaving it out
+        # is the same request (a retry must replay, not conflict)
+        req_hash = request_hash(fields.model_copy(update={"event_id": owner[0], "user_id": owner[1]}), raw.sha256)
         if key is not None and (replay := await _replay_or_conflict(runtime, client, key, req_hash)):
             return replay
         async with runtime.db.session() as session:

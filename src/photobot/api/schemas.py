@@ -37,7 +37,9 @@ class JobFields(BaseModel):
             raise ValueError("must be an E.164 number such as +628123456789")
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
-    @field_validator("email", "guest_id", "aspect_ratio", "resolution", "output_format", mode="before")
+    @field_validator(
+        "email", "guest_id", "aspect_ratio", "resolution", "output_format", "event_id", "user_id", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
