@@ -8,6 +8,7 @@ are absolute (each test has its own database).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,16 @@ from tests.conftest import SMTPServer
 from tests.ops.conftest import OpsFactory, Samples, fast_sim, parse_metrics
 
 KIE_BODY = b'{"code": 200, "msg": "ok", "data": {"taskId": "t-forged", "state": "success"}}'
+
+
+def late_body(task_id: str | None) -> bytes:
+    now_ms = int(time.time() * 1000)
+    data = {
+        "taskId": task_id, "model": "nano-banana-pro", "state": "success", "param": "{}",
+        "resultJson": json.dumps({"resultUrls": ["https://tempfile.aiquickdraw.com/x.png"]}), "failCode": "",
+        "failMsg": None, "costTime": 1, "createTime": now_ms, "updateTime": now_ms, "completeTime": now_ms,
+    }  # fmt: skip
+    return json.dumps({"code": 200, "msg": "done", "data": data}).encode()
 
 
 def delta(after: Samples, before: Samples, name: str, **labels: str) -> float:
@@ -54,10 +65,13 @@ async def test_metrics_follow_a_full_run(database: Database, ops_app: OpsFactory
         expired = await env.client.post("/webhooks/kie", params={"token": expired_token}, content=KIE_BODY)
         assert expired.status_code == 401
 
-        # a failed generation
+        # a failed generation, then a late success callback for it (recorded, changes nothing)
         env.sim.config.failure_rate = 1.0
         failed = await env.submit()
         await env.wait_for(failed, "failed")
+        task_id = (await env.job(failed)).provider_task_id
+        late = await env.client.post("/webhooks/kie", params={"token": env.token(failed)}, content=late_body(task_id))
+        assert late.status_code == 200
 
         after = await env.scrape()
 
@@ -87,6 +101,7 @@ async def test_metrics_follow_a_full_run(database: Database, ops_app: OpsFactory
     assert d("photobot_callbacks_total", provider="kie", outcome="duplicate") >= 1
     assert d("photobot_callbacks_total", provider="kie", outcome="forged") == 1
     assert d("photobot_callbacks_total", provider="kie", outcome="expired") == 1
+    assert d("photobot_callbacks_total", provider="kie", outcome="late") == 1
     # credits
     assert d("photobot_credit_operations_total", operation="reserve", account="event") == 2
     assert d("photobot_credit_operations_total", operation="settle", account="event") == 1
