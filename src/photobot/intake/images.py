@@ -248,7 +248,7 @@ def _write(img: Image.Image, *, jpeg_quality: int, dest_dir: str | os.PathLike[s
             if fmt is PNG:
                 img.save(out, format="PNG", compress_level=6)
             else:
-                img.save(out, format="JPEG", quality=jpeg_quality, optimize=True)
+                img.save(out, format="JPEG", quality=jpeg_quality)
         size = path.stat().st_size
     except BaseException:
         path.unlink(missing_ok=True)

@@ -9,7 +9,9 @@ stays refused).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -68,8 +70,8 @@ class Providers:
             ):
                 simulator_url = await stack.enter_async_context(_in_process_simulator(settings))
                 kie_base = kie_upload = simulator_url
-            elif settings.resolved_provider is ProviderName.simulator:
-                simulator_url = kie_base
+            elif settings.resolved_provider is ProviderName.simulator and kie_base != DEFAULT_KIE_BASE:
+                simulator_url = kie_base  # a standalone simulator (`photobot simulator`) elsewhere
 
             limiter = build_rate_limiter(settings, runtime.redis)
             kie = KieProvider(runtime.http, settings, base_url=kie_base, upload_base_url=kie_upload)
@@ -92,7 +94,7 @@ class Providers:
                     "fal", fal, fal_pool, Submitter(fal, fal_pool, limiter), list(settings.fal_result_hosts)
                 ),
             }
-            result_fetcher = _result_fetcher(settings, simulator_url)
+            result_fetcher = _result_fetcher(settings, simulator_url, runtime.ssl_context)
             stack.push_async_callback(result_fetcher.aclose)
             yield cls(
                 slots=slots,
@@ -102,17 +104,27 @@ class Providers:
             )
 
 
-def _result_fetcher(settings: Settings, simulator_url: str | None) -> SafeFetcher:
+def _result_fetcher(settings: Settings, simulator_url: str | None, ssl_context: ssl.SSLContext) -> SafeFetcher:
     """Results come from provider CDNs; with a local simulator, also from exactly its loopback address."""
-    if settings.allow_private_networks or not simulator_url:
-        return SafeFetcher.from_settings(settings, timeout=max(settings.provider_timeout_s, 60.0))
-    host = urlsplit(simulator_url).hostname or "127.0.0.1"
+    timeout = max(settings.provider_timeout_s, 60.0)
+    address = _ip_literal(urlsplit(simulator_url).hostname) if simulator_url else None
+    if settings.allow_private_networks or address is None:
+        return SafeFetcher.from_settings(settings, timeout=timeout, ssl_context=ssl_context)
     return SafeFetcher.from_settings(
         settings,
         allow_http=True,
-        address_policy=AddressPolicy.allowing([host if ":" not in host else f"{host}/128"]),
-        timeout=max(settings.provider_timeout_s, 60.0),
+        address_policy=AddressPolicy.allowing([str(address)]),
+        timeout=timeout,
+        ssl_context=ssl_context,
     )
+
+
+def _ip_literal(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The simulator's address when it is an IP literal (the in-process one binds 127.0.0.1)."""
+    try:
+        return ipaddress.ip_address(host or "")
+    except ValueError:
+        return None
 
 
 @asynccontextmanager
