@@ -6,30 +6,37 @@ simulator's file host), so "nothing fetched" is checked where it happens: the pr
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from photobot.db import Database
+from photobot.models import Job, utcnow
 from photobot.providers.simulator.runner import start_server
 from tests.engine.conftest import EngineFactory, fast_sim
 
 
 @asynccontextmanager
 async def counting_proxy(host: str = "127.0.0.1") -> AsyncIterator[dict]:
-    """A file host that forwards GET /files/... to `state["upstream"]` and counts requests by first segment."""
+    """A file host that forwards GET /files/... to `state["upstream"]` and counts requests by first segment;
+    while `state["fail"]` is set, result files answer 503."""
     state: dict = {"upstream": None, "hits": Counter()}
 
     async def files(request: Request) -> Response:
         name = request.path_params["name"]
         state["hits"][name.split("/", 1)[0]] += 1
+        if state.get("fail") and name.startswith("results/"):
+            return Response(b"try again later", status_code=503)
         async with httpx.AsyncClient() as client:
             upstream = await client.get(f"{state['upstream']}/files/{name}")
         return Response(upstream.content, status_code=upstream.status_code,
@@ -75,3 +82,38 @@ async def test_result_host_on_a_private_address(database: Database, engine: Engi
             assert await env.ledger(job_id) == ["reserve", "release"]
             assert proxy["hits"]["uploads"] >= 1  # the simulator read our upload through it: it works
             assert proxy["hits"]["results"] == 0  # but we never fetched the result from there
+
+
+async def test_finish_retries_keep_their_backoff_past_the_deadline(database: Database, engine: EngineFactory) -> None:
+    async with counting_proxy() as proxy:
+        proxy["fail"] = True
+        sim = fast_sim(result_host=proxy["url"])
+        async with engine(database, sim, kie_result_hosts=[proxy["netloc"]]) as env:
+            proxy["upstream"] = env.sim.url
+            job_id = await env.submit()
+            while proxy["hits"]["results"] < 1:
+                await asyncio.sleep(0.02)
+            job = await env.wait_state(job_id, ("finishing",))
+            # past the deadline, next try in a minute (set while no attempt runs): the job must wait for it,
+            # not be retried in a loop
+            while True:
+                async with env.db.session() as session:
+                    moved = await session.execute(
+                        sa.update(Job)
+                        .where(Job.id == job_id, Job.lease_owner.is_(None), Job.error_code == "result_download_failed")
+                        .values(deadline_at=job.created_at - timedelta(hours=1),
+                                next_attempt_at=utcnow() + timedelta(seconds=60))
+                    )  # fmt: skip
+                if moved.rowcount == 1:
+                    break
+                await asyncio.sleep(0.01)
+            hits = proxy["hits"]["results"]
+            await env.app.state.runtime.bus.wake()
+            await asyncio.sleep(1.5)
+            assert proxy["hits"]["results"] == hits
+            assert (await env.job(job_id)).state == "finishing"
+            proxy["fail"] = False
+            await env.set_job(job_id, next_attempt_at=utcnow())
+            await env.app.state.runtime.bus.wake()
+            await env.wait_for(job_id, "completed")
+            assert await env.ledger(job_id) == ["reserve", "settle"]

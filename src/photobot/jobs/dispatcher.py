@@ -1,8 +1,8 @@
 """The dispatcher: claims due jobs with a lease and runs their next step, with bounded concurrency.
 
 A job is due when it is in flight (`pending`, `submitting`, `waiting`, `finishing`), its `next_attempt_at`
-has passed (or its deadline has), and nobody holds a live lease on it. Claiming sets `lease_owner` and
-`lease_until` in one statement guarded by those same conditions; on PostgreSQL the candidates are read
+has passed (or its deadline has, outside `finishing`), and nobody holds a live lease on it. Claiming sets
+`lease_owner` and `lease_until` in one statement guarded by those same conditions; on PostgreSQL the candidates are read
 `FOR UPDATE SKIP LOCKED`, so competing workers never wait on each other, and on SQLite the whole claim is
 one `BEGIN IMMEDIATE` transaction. A worker that dies simply stops renewing: once its lease expires the job
 is due again and another worker takes it over. While a step runs, its lease is renewed every third of
@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from photobot.jobs.states import IN_FLIGHT
 from photobot.jobs.steps import Engine
 from photobot.jobs.wiring import Providers
-from photobot.models import Job, utcnow
+from photobot.models import Job, JobState, utcnow
 from photobot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,14 @@ class Dispatcher:
             return []
         now = utcnow()
         in_flight = [s.value for s in IN_FLIGHT]
+        # Past its deadline a job is due at once so it can expire, except in `finishing`: the photo exists,
+        # finish does not expire, and its retries (a flaky result host) must keep their backoff.
         due = sa.and_(
             Job.state.in_(in_flight),
-            sa.or_(Job.next_attempt_at <= now, Job.deadline_at <= now),
+            sa.or_(
+                Job.next_attempt_at <= now,
+                sa.and_(Job.deadline_at <= now, Job.state != JobState.finishing.value),
+            ),
             sa.or_(Job.lease_until.is_(None), Job.lease_until < now),
         )
         query = sa.select(Job.id).where(due).order_by(Job.next_attempt_at).limit(limit)
