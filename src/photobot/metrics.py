@@ -304,3 +304,24 @@ def backlog_check(db: Database, max_age_s: float) -> Any:
         return "ok"
 
     return probe
+
+
+# --- a worker's own exporter ---------------------------------------------------------------------------------
+def start_exporter(port: int, addr: str = "0.0.0.0") -> Any:
+    """Serve this process's counters on `port` (for `photobot worker`, which has no web app); 0 does nothing.
+
+    Returns a function that stops the server. Database gauges are left to the web processes' `/metrics`.
+    """
+    if not port:
+        return lambda: None
+    from prometheus_client import start_http_server
+
+    server, thread = start_http_server(port, addr, registry=process_registry())
+    log.info("worker metrics on port %d", port)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop

@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     # --- operations ----------------------------------------------------------------------------
     ready_max_backlog_s: float = Field(120.0, gt=0)  # /readyz fails when a due job waited longer
     drain_s: float = Field(0.0, ge=0, le=300)  # on SIGTERM: answer /readyz 503 this long before stopping
+    worker_metrics_port: int = Field(0, ge=0, le=65535)  # `photobot worker`: serve /metrics here (0: off)
 
     # --- notifications -------------------------------------------------------------------------
     smtp_url: SecretStr | None = None

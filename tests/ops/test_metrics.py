@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from photobot.db import Database
 from photobot.jobs.callback_tokens import EXPIRY_MARGIN_S
 from tests.conftest import SMTPServer
@@ -173,3 +175,21 @@ def test_metrics_are_summed_across_processes(tmp_path: Path) -> None:
     samples = parse_metrics(out)
     assert samples.get_value("photobot_callbacks_total", provider="kie", outcome="accepted") == 2
     assert samples.get_value("photobot_http_requests_total", route="/healthz", status="200") == 2
+
+
+async def test_worker_exporter_serves_process_counters() -> None:
+    from photobot import metrics
+    from tests.support.servers import free_port
+
+    assert metrics.start_exporter(0)() is None  # off: nothing started
+    port = free_port()
+    stop = metrics.start_exporter(port, "127.0.0.1")
+    try:
+        metrics.callback("fal", "accepted")
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        stop()
+    samples = parse_metrics(response.text)
+    assert samples.get_value("photobot_callbacks_total", provider="fal", outcome="accepted") >= 1
+    assert samples.get_value("photobot_jobs") == 0  # database gauges are the web processes' job

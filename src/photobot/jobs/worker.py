@@ -44,9 +44,11 @@ class Worker:
         ]
         for extra in runtime.extras.get("periodic", []):
             tasks.append(asyncio.create_task(extra(stop), name=getattr(extra, "__name__", "periodic")))
+        stop_exporter = metrics.start_exporter(runtime.settings.worker_metrics_port)
         try:
             yield cls(dispatcher, notifier, providers)
         finally:
+            stop_exporter()
             stop.set()
             await dispatcher.stop(grace_s)
             for task in tasks:
