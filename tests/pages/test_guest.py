@@ -58,7 +58,8 @@ async def test_pending_and_processing_pages_show_progress_and_branding(pages: Pa
         assert '<html lang="en">' in html
 
 
-async def test_completed_page_shows_photo_download_and_share(pages: PagesEnv) -> None:
+async def test_completed_page_shows_photo_download_and_share(shared_pages: PagesEnv) -> None:
+    pages = shared_pages
     job = await pages.add_job(JobState.completed)
     response = await page(pages, job)
     assert response.status_code == 200
@@ -75,7 +76,8 @@ async def test_completed_page_shows_photo_download_and_share(pages: PagesEnv) ->
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
 
 
-async def test_failed_page_is_friendly_and_hides_internal_errors(pages: PagesEnv) -> None:
+async def test_failed_page_is_friendly_and_hides_internal_errors(shared_pages: PagesEnv) -> None:
+    pages = shared_pages
     job = await pages.add_job(JobState.failed)
     html = (await page(pages, job)).text
     assert visible_sections(html) == {"failed"}

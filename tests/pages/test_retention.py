@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 
+from photobot.db import Database
 from photobot.models import JobState, utcnow
 from photobot.pages.retention import purge_once, run_retention
 from photobot.pages.thumbs import ensure_thumbnail, thumb_key
-from tests.pages.conftest import PagesEnv
+from photobot.settings import Settings
+from tests.pages.conftest import PagesEnv, open_pages
 
 
 async def test_inputs_then_results_are_deleted_and_pages_answer_410(pages: PagesEnv) -> None:
@@ -74,3 +77,24 @@ async def test_the_periodic_task_runs_a_pass_and_stops(shared_pages: PagesEnv) -
     stop.set()
     await asyncio.wait_for(task, 2)
     assert not await env.runtime.storage.exists(job.result_key or "")
+
+
+async def test_retention_and_thumbnails_on_s3(
+    sqlite_database: Database, make_settings: Callable[..., Settings], s3_storage_url: str
+) -> None:
+    async for env in open_pages(sqlite_database, make_settings, storage_url=s3_storage_url):
+        storage = env.runtime.storage
+        old = utcnow() - timedelta(days=env.settings.result_ttl_days + 1)
+        yesterday = utcnow() - timedelta(hours=env.settings.input_ttl_hours + 1)
+        expired = await env.add_job(JobState.completed, created_at=old, completed_at=old)
+        day_old = await env.add_job(JobState.completed, created_at=yesterday, completed_at=yesterday)
+        await ensure_thumbnail(storage, expired, env.settings.var_dir / "tmp")
+        page = await env.client.get(f"/p/{day_old.public_id}.json")
+        assert (await env.client.get(page.json()["result_url"])).status_code == 200  # presigned S3 link
+        await purge_once(env.runtime)
+        assert not await storage.exists(expired.result_key or "")
+        assert not await storage.exists(thumb_key(expired.id))
+        assert not await storage.exists(day_old.input_key) and await storage.exists(day_old.result_key or "")
+        assert await storage.exists("retention/inputs.cursor")
+        assert (await env.client.get(f"/p/{expired.public_id}")).status_code == 410
+        assert (await purge_once(env.runtime)).results_purged == 0

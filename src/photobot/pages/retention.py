@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from photobot.models import Job, JobState, utcnow
 from photobot.pages.thumbs import thumb_key
 from photobot.runtime import Runtime
-from photobot.storage.base import StorageError
+from photobot.storage.base import ObjectNotFound
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,15 @@ def is_expired(runtime: Runtime, job: Job, now: datetime | None = None) -> bool:
 
 
 async def _read_cursor(runtime: Runtime) -> datetime:
+    """Where the last pass stopped; the epoch on the first pass. A store that is down raises (skip this pass)."""
     chunks = []
     try:
         async for chunk in runtime.storage.iter_chunks(CURSOR_KEY):
             chunks.append(chunk)
-        return datetime.fromisoformat(b"".join(chunks).decode().strip())
-    except (StorageError, ValueError, UnicodeDecodeError):
+        value = datetime.fromisoformat(b"".join(chunks).decode().strip())
+    except (ObjectNotFound, ValueError, UnicodeDecodeError):
         return EPOCH
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def _write_cursor(runtime: Runtime, value: datetime) -> None:
