@@ -9,6 +9,8 @@ stays refused).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 import ssl
@@ -76,9 +78,6 @@ class Providers:
             limiter = build_rate_limiter(settings, runtime.redis)
             kie = KieProvider(runtime.http, settings, base_url=kie_base, upload_base_url=kie_upload)
             kie_pool = build_key_pool(runtime.db, settings, name="kie")
-            await sync_env_keys(kie_pool, settings)
-            if simulator_url and not settings.kie_api_keys:
-                await kie_pool.sync_env_keys([SIMULATOR_KEY])
             kie_hosts = list(settings.kie_result_hosts)
             if simulator_url:
                 kie_hosts.append(urlsplit(simulator_url).netloc)
@@ -86,7 +85,11 @@ class Providers:
             jwks = JwksCache(runtime.http, settings.fal_jwks_url)
             fal = FalProvider(runtime.http, settings, jwks=jwks)
             fal_pool = build_key_pool(runtime.db, settings, name="fal")
-            await sync_env_keys(fal_pool, settings)
+            if start_simulator:  # only processes that dispatch use keys
+                extra_kie = [SIMULATOR_KEY] if simulator_url and not settings.kie_api_keys else []
+                if not await _sync_keys(settings, kie_pool, fal_pool, extra_kie):
+                    sync = asyncio.create_task(_sync_keys_until_done(settings, kie_pool, fal_pool, extra_kie))
+                    stack.push_async_callback(_cancel, sync)
 
             slots = {
                 "kie": ProviderSlot("kie", kie, kie_pool, Submitter(kie, kie_pool, limiter), kie_hosts),
@@ -102,6 +105,34 @@ class Providers:
                 result_fetcher=result_fetcher,
                 simulator_url=simulator_url,
             )
+
+
+async def _sync_keys(settings: Settings, kie: KeyPool, fal: KeyPool, extra_kie: list[str]) -> bool:
+    """Put the environment's keys into the pools; False when the database is not reachable."""
+    try:
+        await sync_env_keys(kie, settings)
+        if extra_kie:
+            await kie.sync_env_keys(extra_kie)
+        await sync_env_keys(fal, settings)
+    except Exception as exc:
+        log.warning("could not sync API keys yet; retrying", extra={"error": type(exc).__name__})
+        return False
+    return True
+
+
+async def _sync_keys_until_done(settings: Settings, kie: KeyPool, fal: KeyPool, extra_kie: list[str]) -> None:
+    """Retry in the background while the database is down, so a process can start (and report not-ready)
+    during an outage instead of crashing."""
+    delay = 1.0
+    while not await _sync_keys(settings, kie, fal, extra_kie):
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 def _result_fetcher(settings: Settings, simulator_url: str | None, ssl_context: ssl.SSLContext) -> SafeFetcher:
