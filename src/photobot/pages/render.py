@@ -169,6 +169,11 @@ class Branding:
     def on_color(self) -> str:
         return text_on(self.color)
 
+    @property
+    def text_color(self) -> str:
+        """The brand colour for text on white, unless it is too light to read (then the body text colour)."""
+        return self.color if self.on_color == "#ffffff" else "#1b1830"
+
     @classmethod
     def of(cls, event: Event | None) -> Branding:
         if event is None:
