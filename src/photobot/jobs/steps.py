@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot import credits
-from photobot.bus import JOB_CHANNEL_PREFIX
+from photobot.bus import EVENT_CHANNEL_PREFIX, JOB_CHANNEL_PREFIX
 from photobot.intake import ImageError
 from photobot.jobs.states import IN_FLIGHT, transition, update_in_state
 from photobot.jobs.wiring import Providers, ProviderSlot
@@ -378,6 +378,8 @@ async def publish_job(runtime: Runtime, job: Job, state: JobState | None = None)
     status = (state or JobState(job.state)).public
     with contextlib.suppress(Exception):
         await runtime.bus.publish(JOB_CHANNEL_PREFIX + job.public_id, {"job_id": job.id, "status": status})
+        if status == "completed" and job.event_id is not None:  # live gallery walls of the event
+            await runtime.bus.publish(EVENT_CHANNEL_PREFIX + str(job.event_id), {"job_id": job.id})
 
 
 def _fail_code(status: TaskStatus) -> str:
