@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     max_long_side: int = Field(2048, ge=64)
     max_result_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     submit_rate_limit: str = "60/minute"
-    callback_rate_limit: str = "120/minute"
+    callback_rate_limit: str = "6000/minute"  # per client address: providers call from few addresses
+    callback_job_rate_limit: str = "60/minute"  # per job: a flood for one job never reaches the database
     worker_concurrency: int = Field(16, ge=1)
     lease_s: int = Field(60, ge=5)
     poll_interval_s: float = Field(1.0, gt=0)

@@ -32,7 +32,9 @@ from photobot.net.errors import AddressNotAllowed, FetchError, UrlNotAllowed
 from photobot.notify import check_credit_alerts, plan_notifications
 from photobot.providers.base import GenerationRequest, TaskStatus
 from photobot.providers.errors import NoKeyAvailable, ProviderError
+from photobot.providers.inputs import is_public_url
 from photobot.runtime import Runtime
+from photobot.storage.base import content_type_for
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +134,17 @@ class Engine:
     async def _generation_request(self, job: Job, slot: ProviderSlot) -> GenerationRequest:
         storage, ttl = self.runtime.storage, max(self.settings.signed_url_ttl_s, self.settings.job_timeout_s)
         urls = []
+        pool_key = None
         for key in [job.input_key, *job.reference_keys]:
             url = await storage.url(key, ttl)
-            pool_key = await slot.pool.acquire() if self.settings.kie_input_upload != "never" else None
-            prepared = await slot.adapter.prepare_input(url, pool_key.secret if pool_key else "")
+            if not await self._needs_upload(slot, url):
+                urls.append(url)  # the provider reads our signed storage URL: no key, no transfer
+                continue
+            pool_key = pool_key or await slot.pool.acquire()
+            data = b"".join([chunk async for chunk in storage.iter_chunks(key)])  # an input is a few MB at most
+            filename = key.rsplit("/", 1)[-1]
+            prepared = await slot.adapter.prepare_input(url, pool_key.secret, data=data, filename=filename,
+                                                        content_type=content_type_for(key))  # fmt: skip
             urls.append(prepared.url)
         token = self.providers.tokens.issue(job.id, slot.name, job.deadline_at.timestamp())
         callback = f"{self.settings.public_base_url}/webhooks/{slot.name}?token={token}"
@@ -148,6 +157,13 @@ class Engine:
             output_format=job.output_format,
             callback_url=callback,
         )
+
+    async def _needs_upload(self, slot: ProviderSlot, url: str) -> bool:
+        """Upload through the provider's API only when it cannot read our storage URL (or kie is told to)."""
+        mode = self.settings.kie_input_upload if slot.name == "kie" else "auto"
+        if mode != "auto":
+            return mode == "always"
+        return not await is_public_url(url, allow_private_networks=self.settings.allow_private_networks)
 
     async def _wait_for_key(self, job: Job, exc: NoKeyAvailable) -> None:
         if exc.retry_at >= job.deadline_at:

@@ -59,8 +59,8 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
-async def _rate_limit(runtime: Runtime, scope: str, key: str) -> None:
-    decision = await runtime.limiter.hit(runtime.settings.callback_rate_limit, scope, key)
+async def _rate_limit(runtime: Runtime, limit: str, scope: str, key: str) -> None:
+    decision = await runtime.limiter.hit(limit, scope, key)
     if not decision.allowed:
         raise Problem(
             429, "rate_limited", "Too many requests", "Too many callbacks.",
@@ -75,7 +75,9 @@ def _insert_ignore(dialect: str) -> Any:
 async def receive(request: Request, provider_name: str) -> Response:
     runtime: Runtime = request.app.state.runtime
     providers: Providers = request.app.state.providers
-    await _rate_limit(runtime, f"callback-ip:{provider_name}", client_address(request))
+    await _rate_limit(
+        runtime, runtime.settings.callback_rate_limit, f"callback-ip:{provider_name}", client_address(request)
+    )
     try:
         claim = providers.tokens.verify(request.query_params.get("token"), provider_name)
     except BadToken as exc:
@@ -97,7 +99,7 @@ async def receive(request: Request, provider_name: str) -> Response:
         raise Problem(400, "malformed_json", "Bad request", "The body is not valid JSON.") from None
     except CallbackRejected as exc:
         raise Problem(422, "unknown_callback_shape", "Invalid callback", str(exc)[:200]) from None
-    await _rate_limit(runtime, f"callback-job:{provider_name}", claim.job_id)
+    await _rate_limit(runtime, runtime.settings.callback_job_rate_limit, f"callback-job:{provider_name}", claim.job_id)
     with bind(job_id=claim.job_id, task_id=event.task_id):
         outcome = await record(runtime, provider_name, claim.job_id, event)
         log.info("callback %s", outcome, extra={"provider": provider_name, "outcome": event.outcome})
