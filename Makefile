@@ -42,11 +42,15 @@ test: install-dev services browser lint  ## the whole suite
 test-fast: install-dev  ## without lint and browser set-up
 	$(BIN)/pytest -q -x -m "not browser and not slow"
 
-bench: install-dev services  ## benchmarks (figures and ratios against a bare baseline)
-	$(BIN)/python -m bench.run_all
+# BENCH_ARGS: --quick (small counts), --only NAME..., --profile (py-spy the service during callback ingest;
+# py-spy is not in uv.lock and `uv sync` removes it again, so profile outside make:
+# `$(UV) pip install --python $(BIN)/python py-spy && $(BIN)/python -m bench.run_all --profile`).
+# No wrk needed: the load client is bench/load.py (asyncio, in its own process).
+bench: install-dev services  ## benchmarks (figures and ratios against a bare baseline) -> bench/results/latest.json
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
-chaos: install-dev services  ## the full fault suite
-	$(BIN)/pytest -q tests/chaos --chaos-full
+chaos: install-dev services  ## the full fault suite (tests/chaos) and fuzzing (tests/fuzz), full numbers
+	$(BIN)/pytest -q -p no:cacheprovider tests/chaos tests/fuzz --chaos-full
 
 clean:
 	rm -rf $(VENV) $(TOOLS) var .pytest_cache .ruff_cache test-output
