@@ -19,7 +19,7 @@ from tests.conftest import SMTPServer
 
 
 async def test_429_storm(pg_database: Database, tmp_path: Path, smtp_server: SMTPServer, chaos_full: bool) -> None:
-    jobs, storm = scale(chaos_full, 3, 30), scale(chaos_full, 4, 120)
+    jobs, storm = scale(chaos_full, 3, 30), scale(chaos_full, 2, 120)
     config = sim_config(burst_429=storm)
     async with chaos_env(pg_database, tmp_path, config, smtp=smtp_server, job_timeout_s=240) as env:
         await env.submit(jobs)
@@ -33,7 +33,7 @@ async def test_429_storm(pg_database: Database, tmp_path: Path, smtp_server: SMT
 async def test_455_maintenance(
     pg_database: Database, tmp_path: Path, smtp_server: SMTPServer, chaos_full: bool
 ) -> None:
-    jobs, outage_s = scale(chaos_full, 4, 30), scale(chaos_full, 3, 30)
+    jobs, outage_s = scale(chaos_full, 3, 30), scale(chaos_full, 2, 30)
     async with chaos_env(pg_database, tmp_path, sim_config(maintenance=True), smtp=smtp_server,
                          job_timeout_s=240) as env:  # fmt: skip
         await env.submit(jobs)

@@ -22,7 +22,7 @@ from tests.conftest import SMTPServer
 async def test_kill9_workers(
     pg_database: Database, tmp_path: Path, smtp_server: SMTPServer, own_redis: OwnRedis, chaos_full: bool
 ) -> None:
-    kills = scale(chaos_full, 3, 20)
+    kills, max_jobs = scale(chaos_full, 3, 20), scale(chaos_full, 20, 400)
     config = sim_config(callback_delay_s=0.3, callback_jitter_s=0.7)
     async with chaos_env(
         pg_database, tmp_path, config, smtp=smtp_server, run_dispatcher=False,
@@ -49,9 +49,9 @@ async def test_kill9_workers(
                     stop.set()
 
             async def submitter() -> None:
-                while not stop.is_set():
+                while not stop.is_set() and len(env.submitted) < max_jobs:
                     await env.submit(1)
-                    await asyncio.sleep(rng.uniform(0.05, 0.3))
+                    await asyncio.sleep(rng.uniform(0.05, 0.3) if chaos_full else rng.uniform(0.1, 0.6))
 
             await asyncio.gather(killer(), submitter())
             env.notes["kills"] = sum(w.kills for w in workers)
