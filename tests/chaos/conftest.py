@@ -31,7 +31,7 @@ def chaos_full(request: pytest.FixtureRequest) -> bool:
         flag = bool(request.config.getoption("--chaos-full"))
     except ValueError:  # the option was registered late (pytest run from another directory)
         flag = False
-    return flag or os.environ.get("PHOTOBOT_CHAOS_FULL") == "1"
+    return flag or os.environ.get("PHOTOBOT_TEST_CHAOS_FULL") == "1"
 
 
 @pytest.fixture(autouse=True)

@@ -33,7 +33,7 @@ from tests.api.conftest import seed
 from tests.conftest import create_pg_database, drop_pg_database, pg_url_for
 from tests.support.servers import free_port
 
-MAX_EXAMPLES = 3  # per operation and mode; --chaos-full (or PHOTOBOT_CHAOS_FULL=1): FULL_EXAMPLES
+MAX_EXAMPLES = 3  # per operation and mode; --chaos-full (or PHOTOBOT_TEST_CHAOS_FULL=1): FULL_EXAMPLES
 FULL_EXAMPLES = 15
 STREAMING = "text/event-stream"  # live-update streams stay open by design: not fuzzed here
 # Answers that are not errors of ours: 304 (ETag), and documents that are not JSON by design.
@@ -118,7 +118,7 @@ def _check(case: Any, live_api: dict[str, Any], failures: list[str]) -> None:
 def test_no_5xx_and_problem_json_errors(
     live_api: dict[str, Any], mode: GenerationMode, request: pytest.FixtureRequest
 ) -> None:
-    full = request.config.getoption("--chaos-full", default=False) or os.environ.get("PHOTOBOT_CHAOS_FULL") == "1"
+    full = request.config.getoption("--chaos-full", default=False) or os.environ.get("PHOTOBOT_TEST_CHAOS_FULL") == "1"
     examples = FULL_EXAMPLES if full else MAX_EXAMPLES
     spec = live_api["spec"]
     if spec.status_code != 200 or "json" not in spec.headers.get("content-type", ""):
