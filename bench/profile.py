@@ -22,7 +22,7 @@ def start(pid: int, duration_s: float, out: Path, rate: int = 67) -> subprocess.
         return None
     return subprocess.Popen(
         [PY_SPY, "record", "--pid", str(pid), "--duration", str(int(duration_s)), "--rate", str(rate),
-         "--format", "raw", "--output", str(out), "--nonblocking", "--subprocesses"],
+         "--format", "raw", "--output", str(out), "--nonblocking", "--subprocesses", "--threads"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
@@ -32,6 +32,7 @@ def summarise(path: Path, top: int = 12) -> dict[str, Any]:
         return {"skipped": "py-spy not available or no samples"}
     total = 0
     leaf: collections.Counter[str] = collections.Counter()
+    threads: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
@@ -41,14 +42,20 @@ def summarise(path: Path, top: int = 12) -> dict[str, Any]:
         frames = stack.split(";")
         total += n
         leaf[_short(frames[-1])] += n
-        for frame in {_short(f) for f in frames if "photobot/" in f or "sqlalchemy/" in f or "starlette/" in f}:
+        thread = next((f for f in frames[:3] if f.startswith("thread ")), "thread ?")
+        threads["main" if "MainThread" in thread else "worker threads (to_thread)"] += n
+        for frame in {_short(f) for f in frames if any(m in f for m in WATCH)}:
             inclusive[frame] += n
     share = lambda n: round(100 * n / total, 1) if total else 0.0  # noqa: E731
     return {
         "samples": total,
         "self_top": [(f, share(n)) for f, n in leaf.most_common(top)],
-        "inclusive_top": [(f, share(n)) for f, n in inclusive.most_common(top * 2)],
+        "threads": {name: share(n) for name, n in threads.items()},
+        "inclusive_top": [(f, share(n)) for f, n in inclusive.most_common(top * 3)],
     }
+
+
+WATCH = ("photobot/", "sqlalchemy/orm", "limits/", "slowapi/", "redis/", "asyncpg/", "itsdangerous/", "json/")
 
 
 def _short(frame: str) -> str:

@@ -71,6 +71,15 @@ def print_table(results: list[dict[str, Any]]) -> None:
         print(f"    settings: {json.dumps(result['settings'])}")
         print(f"    command:  {result['command']}")
     for result in results:
+        prof = result.get("details", {}).get("profile_distinct") if "details" in result else None
+        if prof and "samples" in prof:
+            print(f"\n--- profile of the service during {result['name']} ({prof['samples']} samples, py-spy) ---")
+            print(f"  threads: {prof.get('threads')}")
+            for frame, share in prof["inclusive_top"][:25]:
+                print(f"  {share:5.1f} %  {frame}")
+        elif prof:
+            print(f"\n--- profile: {prof.get('skipped')}")
+    for result in results:
         if result.get("report"):
             print(f"\n--- {result['name']} ({result['command']}) ---\n{result['report'].rstrip()}")
         if result.get("error"):
