@@ -52,7 +52,7 @@ async def test_455_maintenance_past_deadline(pg_database: Database, tmp_path: Pa
     jobs = scale(chaos_full, 3, 20)
     async with chaos_env(pg_database, tmp_path, sim_config(maintenance=True), job_timeout_s=10) as env:
         await env.submit(jobs)
-        result = await env.audit_all("455 maintenance past deadline", timeout_s=40)
+        result = await env.audit_all("455 maintenance past deadline", timeout_s=120)
     assert result.failed == jobs
 
 
