@@ -93,7 +93,7 @@ async def submitter(sqlite_database: Database, settings: Settings, http: httpx.A
     [
         ([500, 500], 3, "ok"),
         ([455, 408], 3, "ok"),
-        ([500, 500, 500, 500], 4, "provider_server_error"),  # the cap: max_attempts calls
+        ([500] * 6, 4, "provider_server_error"),  # the cap: max_attempts calls, whatever is still scripted
         ([422], 1, "provider_validation"),
         ([505], 1, "provider_feature_disabled"),
         ([501], 2, "ok"),  # 501: one retry
