@@ -27,17 +27,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture(scope="session")
 def chaos_full(request: pytest.FixtureRequest) -> bool:
+    return _is_full(request.config)
+
+
+def _is_full(config: pytest.Config) -> bool:
     try:
-        flag = bool(request.config.getoption("--chaos-full"))
-    except ValueError:  # the option was registered late (pytest run from another directory)
+        flag = bool(config.getoption("--chaos-full"))
+    except ValueError:
         flag = False
     return flag or os.environ.get("PHOTOBOT_TEST_CHAOS_FULL") == "1"
 
 
-@pytest.fixture(autouse=True)
-def _full_form_has_time(request: pytest.FixtureRequest, chaos_full: bool) -> None:
-    if chaos_full:  # the full numbers take minutes; the 120 s default guards the short form
-        request.node.add_marker(pytest.mark.timeout(900))
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The full numbers take minutes per scenario; the 120 s default timeout guards the short form only."""
+    if not _is_full(config):
+        return
+    for item in items:
+        if "tests/chaos/" in str(item.path).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.timeout(1800))
 
 
 @pytest.fixture
