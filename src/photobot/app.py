@@ -13,6 +13,7 @@ The dispatcher (photobot/jobs/) runs inside the same process unless `run_dispatc
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -30,6 +31,8 @@ from photobot.problems import Problem, handle_problem, problem_response
 from photobot.runtime import Runtime
 from photobot.settings import Settings
 from photobot.webhooks import receiver as webhooks
+
+log = logging.getLogger(__name__)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -71,6 +74,7 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     re-raise: the `Exception` handler runs in ServerErrorMiddleware, which re-raises after answering, and
     uvicorn then closes the connection, so a client still sending its body saw a reset instead of the 503."""
     if _is_database_outage(exc):
+        log.warning("database unavailable: answered 503", extra={"error": type(exc).__name__})
         return await _unhandled(request, exc)
     raise exc  # anything else: ServerErrorMiddleware logs it and answers 500 problem+json
 
