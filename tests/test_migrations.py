@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from photobot.db import Database
-from photobot.migrate import downgrade, upgrade
+from photobot.migrate import downgrade, head_revision, upgrade
 from photobot.models import metadata
 from tests.conftest import create_pg_database, drop_pg_database, pg_url_for
 
@@ -60,11 +60,11 @@ async def test_upgrade_and_downgrade_on_a_fresh_database(fresh_url: str) -> None
 
     await asyncio.to_thread(upgrade, fresh_url)
     assert await _inspect(fresh_url, _tables) == EXPECTED_TABLES | {"alembic_version"}
-    assert await _inspect(fresh_url, _version) == "0001"
+    assert await _inspect(fresh_url, _version) == head_revision()
 
     # upgrading again is a no-op
     await asyncio.to_thread(upgrade, fresh_url)
-    assert await _inspect(fresh_url, _version) == "0001"
+    assert await _inspect(fresh_url, _version) == head_revision()
 
     await asyncio.to_thread(downgrade, fresh_url)
     assert await _inspect(fresh_url, _tables) <= {"alembic_version"}
@@ -87,4 +87,4 @@ async def test_upgrade_from_a_running_event_loop(tmp_path: Path) -> None:
     """`upgrade` called directly inside a running loop (as the CLI's code paths may) still works."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'inloop.db'}"
     upgrade(url)
-    assert await _inspect(url, _version) == "0001"
+    assert await _inspect(url, _version) == head_revision()

@@ -36,7 +36,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from photobot.db import Database
-from photobot.models import Job, JobState, JobTransition, ProviderKey, utcnow
+from photobot.models import Job, JobState, ProviderKey, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,24 +111,17 @@ def credit_operation(operation: str, account: str, amount: int = 0) -> None:
         CREDITS_MOVED.labels(operation, account).inc(abs(amount))
 
 
-async def job_transition(session: AsyncSession, job_id: str, from_state: str, to_state: str, at: datetime) -> None:
-    """Count a won transition and observe how long the job was in `from_state` (since its last transition).
+def job_transition(from_state: str, to_state: str, entered: datetime | None, at: datetime) -> None:
+    """Count a won transition and observe how long the job was in `from_state`.
 
-    Call before the new `JobTransition` row is added. Never raises: metrics must not break a transition.
+    `entered` is the job's `state_changed_at` before this transition (read by `states.transition` in the query
+    it makes anyway). Never raises: metrics must not break a transition.
     """
     try:
         if from_state == to_state:
             return
         JOB_TRANSITIONS.labels(from_state, to_state).inc()
-        with session.no_autoflush:
-            entered = (
-                await session.execute(sa.select(sa.func.max(JobTransition.at)).where(JobTransition.job_id == job_id))
-            ).scalar()
-        if isinstance(entered, str):  # SQLite aggregates bypass the column type
-            entered = datetime.fromisoformat(entered)
         if entered is not None:
-            if entered.tzinfo is None:
-                entered = entered.replace(tzinfo=at.tzinfo)
             JOB_STATE_SECONDS.labels(from_state).observe(max(0.0, (at - entered).total_seconds()))
     except Exception:  # pragma: no cover - defensive
         log.debug("job transition metric failed", exc_info=True)

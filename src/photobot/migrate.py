@@ -36,3 +36,10 @@ def downgrade(url: str, revision: str = "base") -> None:
 async def upgrade_async(url: str, revision: str = "head") -> None:
     """Alembic's env uses asyncio.run, so from a running loop it runs in a thread."""
     await asyncio.to_thread(upgrade, url, revision)
+
+
+def head_revision() -> str:
+    """The newest migration's revision id."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head() or ""

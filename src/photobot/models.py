@@ -209,6 +209,7 @@ class Job(SQLModel, table=True):
     provider_meta: dict[str, Any] = _json(dict)  # e.g. fal's status_url / response_url
     # state machine
     state: str = Field(default=JobState.pending, max_length=12)
+    state_changed_at: datetime | None = _ts()  # when `state` last changed (time-in-state metrics)
     attempts: int = 0
     next_attempt_at: datetime | None = _ts()
     lease_owner: str | None = Field(default=None, max_length=100)

@@ -125,6 +125,7 @@ async def create_job(
         input_key=input_key,
         reference_keys=list(plan.style.reference_keys),
         state=JobState.pending,
+        state_changed_at=now,
         next_attempt_at=now,
         deadline_at=now + timedelta(seconds=settings.job_timeout_s),
         guest_id=f.guest_id,

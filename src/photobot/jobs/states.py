@@ -36,20 +36,23 @@ async def transition(
     query = (
         sa.update(Job)
         .where(Job.id == job_id, Job.state.in_(from_list))
-        .values(state=to_state.value, updated_at=now, **values)
+        .values(state=to_state.value, state_changed_at=now, updated_at=now, **values)
     )
     if expect_lease is not None:
         query = query.where(Job.lease_owner == expect_lease)
-    # RETURNING gives the new state only; read the old one in the same statement via a correlated guard.
-    previous = (
-        await session.execute(sa.select(Job.state).where(Job.id == job_id, Job.state.in_(from_list)))
-    ).scalar_one_or_none()
-    if previous is None:
+    # RETURNING gives new values only: read the old state (and since when) first; the guarded UPDATE decides.
+    row = (
+        await session.execute(
+            sa.select(Job.state, Job.state_changed_at).where(Job.id == job_id, Job.state.in_(from_list))
+        )
+    ).first()
+    if row is None:
         return None
+    previous, entered = row
     result = await session.execute(query)
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    await metrics.job_transition(session, job_id, previous, to_state.value, now)
+    metrics.job_transition(previous, to_state.value, entered, now)
     if previous != to_state.value or note:
         session.add(JobTransition(job_id=job_id, from_state=previous, to_state=to_state.value, note=note, at=now))
     return previous

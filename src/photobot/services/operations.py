@@ -78,6 +78,7 @@ async def retry_job(db: Database, storage: Storage, settings: Settings, job_id: 
         **{name: getattr(old, name) for name in COPIED_FIELDS},
         input_key=input_key,
         state=JobState.pending,
+        state_changed_at=now,
         next_attempt_at=now,
         deadline_at=now + timedelta(seconds=settings.job_timeout_s),
         created_at=now,
