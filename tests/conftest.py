@@ -34,7 +34,9 @@ from photobot.settings import Settings, load_settings
 from tests.support.servers import free_port
 
 PG_ADMIN_DSN = os.environ.get("PHOTOBOT_TEST_PG_DSN", "postgresql://127.0.0.1:5432/test")
-REDIS_TEST_URL = os.environ.get("PHOTOBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# One Redis database per pytest-xdist worker (gw0 → 15, gw1 → 13, …; 14 belongs to the benchmarks).
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_TEST_URL = os.environ.get("PHOTOBOT_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{max(0, 15 - 2 * _WORKER)}")
 
 
 def pg_url_for(dbname: str) -> str:
@@ -192,7 +194,7 @@ class _Collector:
     def __init__(self, server: SMTPServer) -> None:
         self.server = server
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.server.envelopes.append(envelope)
         self.server.messages.append(message_from_bytes(envelope.content))
         return "250 Message accepted for delivery"
