@@ -41,3 +41,17 @@ async def test_provider_failure_fails_and_releases(database: Database, engine: E
                 break
             await asyncio.sleep(0.02)
         assert env.sim.stats.callbacks_sent == 2 and env.sim.stats.callbacks_failed == 0
+
+
+async def test_provider_in_maintenance_fails_the_job_at_its_deadline(
+    sqlite_database: Database, engine: EngineFactory
+) -> None:
+    """455 on every createTask: the submit step retries, but never past the job's deadline."""
+    async with engine(sqlite_database, fast_sim(maintenance=True), job_timeout_s=10) as env:
+        job_id = await env.submit()
+        view = await env.wait_for(job_id, "failed", timeout=25)
+        job = await env.job(job_id)
+    assert view["error"]["code"] == "timeout"
+    assert job.completed_at is not None
+    assert (job.completed_at - job.deadline_at).total_seconds() < 3.0
+    assert env.sim.stats.rate_limited == 0 and env.sim.stats.tasks_created == 0

@@ -99,7 +99,12 @@ class Engine:
             return
         try:
             request = await self._generation_request(job, slot)
-            submission = await slot.submitter.submit(request)
+            # The submitter retries transient errors with backoff; never past the job's deadline.
+            async with asyncio.timeout(max(0.1, (job.deadline_at - utcnow()).total_seconds())):
+                submission = await slot.submitter.submit(request)
+        except TimeoutError:
+            await self.expire(job)
+            return
         except NoKeyAvailable as exc:
             await self._wait_for_key(job, exc)
             return
