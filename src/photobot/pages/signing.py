@@ -8,22 +8,19 @@ rotating `PHOTOBOT_SECRET_KEY` (old one in `PHOTOBOT_OLD_SECRET_KEYS`) keeps sha
 
 from __future__ import annotations
 
-import hashlib
-import time
 from datetime import datetime
 
-from itsdangerous import BadSignature, Signer
+from photobot.signing import ExpiringSigner
 
 SALT = "photobot.gallery"
 
 
 class GallerySigner:
     def __init__(self, secrets: list[str]) -> None:
-        self._signers = [Signer(s, salt=SALT, digest_method=hashlib.sha256) for s in secrets]
+        self._signer = ExpiringSigner(secrets, salt=SALT)
 
     def sign(self, event_id: int, expires_at: int = 0) -> str:
-        value = f"{event_id}|{expires_at}".encode()
-        return f"{expires_at}.{self._signers[0].get_signature(value).decode()}"
+        return f"{expires_at}.{self._signer.sign(str(event_id), expires_at)}"
 
     def verify(self, event_id: int, sig: str | None, *, now: float | None = None) -> bool:
         if not sig or "." not in sig or len(sig) > 200:
@@ -31,17 +28,7 @@ class GallerySigner:
         raw_exp, _, signature = sig.partition(".")
         if not raw_exp.isdigit():
             return False
-        expires_at = int(raw_exp)
-        if expires_at and expires_at < (now if now is not None else time.time()):
-            return False
-        value = f"{event_id}|{expires_at}".encode()
-        for signer in self._signers:
-            try:
-                if signer.verify_signature(value, signature.encode()):
-                    return True
-            except BadSignature:
-                continue
-        return False
+        return self._signer.verify(str(event_id), int(raw_exp), signature, now=now, never_expires=True)
 
 
 def gallery_url(base_url: str, secrets: list[str], event_id: int, expires_at: datetime | None = None) -> str:

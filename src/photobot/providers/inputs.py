@@ -13,15 +13,17 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from photobot.net.addresses import is_public_address
+
 _PRIVATE_SUFFIXES = (".local", ".internal", ".localhost", ".lan", ".home.arpa")
 
 
 def _ip_is_public(address: str) -> bool:
+    """The fetcher's own rule (net/addresses.py), so "reachable by the provider" means the same everywhere."""
     try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        return is_public_address(address.split("%", 1)[0])
     except ValueError:
         return False
-    return ip.is_global
 
 
 async def is_public_url(url: str, *, allow_private_networks: bool = False) -> bool:

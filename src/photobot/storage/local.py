@@ -7,7 +7,6 @@ secret) covers the key and the expiry, so a link can neither be altered nor outl
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 import time
@@ -15,8 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from itsdangerous import BadSignature, Signer
-
+from photobot.signing import ExpiringSigner
 from photobot.storage.base import (
     CHUNK_SIZE,
     ObjectNotFound,
@@ -27,26 +25,11 @@ from photobot.storage.base import (
 )
 
 
-class MediaSigner:
-    """Signs `(key, expiry)` pairs for media links; accepts any of the rotated secrets."""
+class MediaSigner(ExpiringSigner):
+    """Signs `(storage key, expiry)` pairs for media links."""
 
     def __init__(self, secrets: list[str]) -> None:
-        self._signers = [Signer(s, salt="photobot.media", digest_method=hashlib.sha256) for s in secrets]
-
-    def sign(self, key: str, expires_at: int) -> str:
-        return self._signers[0].get_signature(f"{key}|{expires_at}").decode()
-
-    def verify(self, key: str, expires_at: int, signature: str, *, now: float | None = None) -> bool:
-        if expires_at < (now if now is not None else time.time()):
-            return False
-        value = f"{key}|{expires_at}".encode()
-        for signer in self._signers:
-            try:
-                if signer.verify_signature(value, signature.encode()):
-                    return True
-            except BadSignature:
-                continue
-        return False
+        super().__init__(secrets, salt="photobot.media")
 
 
 class LocalStorage:
