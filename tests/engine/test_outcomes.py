@@ -51,7 +51,8 @@ async def test_provider_in_maintenance_fails_the_job_at_its_deadline(
         job_id = await env.submit()
         view = await env.wait_for(job_id, "failed", timeout=25)
         job = await env.job(job_id)
-    assert view["error"]["code"] == "timeout"
+    # Expired at the deadline, or given up earlier when the next retry would land past it: never later.
+    assert view["error"]["code"] in ("timeout", "provider_maintenance")
     assert job.completed_at is not None
     assert (job.completed_at - job.deadline_at).total_seconds() < 3.0
     assert env.sim.stats.rate_limited == 0 and env.sim.stats.tasks_created == 0

@@ -196,3 +196,17 @@ async def test_provider_verifies_against_configured_jwks_url(
     with pytest.raises(SignatureInvalid):
         await fal.verify_callback(BODY + b" ", signed(key, BODY))
     assert hashlib.sha256(BODY).hexdigest() in fal_message("a", "b", "1", BODY).decode()
+
+
+@pytest.mark.parametrize(
+    ("body", "outcome", "needs_fetch"),
+    [
+        ({"request_id": "r", "status": "ERROR", "payload": "not an object"}, "fail", False),
+        ({"request_id": "r", "status": "OK", "payload": {"images": 5}}, "success", True),
+        ({"request_id": "r", "status": "OK", "payload": {"images": "abc"}}, "success", True),
+    ],
+)
+def test_odd_payload_types_parse_without_crashing(body: dict, outcome: str, needs_fetch: bool) -> None:
+    """Found by hypothesis (tests/fuzz): a string `payload` on ERROR, non-list `images` on OK."""
+    event = parse_fal_webhook(json.dumps(body).encode())
+    assert (event.outcome, event.result_urls, event.needs_fetch) == (outcome, (), needs_fetch)

@@ -45,7 +45,7 @@ def _detail(response: httpx.Response) -> str:
 
 def _image_urls(payload: Any) -> tuple[str, ...]:
     images = payload.get("images") if isinstance(payload, dict) else None
-    urls = [img.get("url") for img in images or () if isinstance(img, dict)]
+    urls = [img.get("url") for img in (images if isinstance(images, list) else ()) if isinstance(img, dict)]
     return tuple(u for u in urls if isinstance(u, str) and u)
 
 
@@ -67,7 +67,8 @@ def parse_fal_webhook(body: bytes) -> CallbackEvent:
         urls = _image_urls(payload.get("payload"))
         return CallbackEvent(request_id, "success", urls, needs_fetch=not urls, raw=payload)
     if status == "ERROR":
-        detail = payload.get("error") or (payload.get("payload") or {}).get("detail")
+        inner = payload.get("payload")
+        detail = payload.get("error") or (inner.get("detail") if isinstance(inner, dict) else None)
         return CallbackEvent(request_id, "fail", fail_code="ERROR", fail_message=errors.safe_message(detail or ""),
                              raw=payload)  # fmt: skip
     raise CallbackUnknownShape(f"webhook status {str(status)[:20]!r} is unknown")
