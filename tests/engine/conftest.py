@@ -31,13 +31,14 @@ from starlette.applications import Starlette
 
 from photobot.app import create_app
 from photobot.db import Database
-from photobot.models import CreditLedger, Job, Notification, WebhookEvent
+from photobot.models import Job, Notification, WebhookEvent
 from photobot.providers.signatures import kie_signature
 from photobot.providers.simulator.config import SimConfig
 from photobot.providers.simulator.kie_api import callback_payload
 from photobot.providers.simulator.runner import Simulator
 from photobot.settings import Settings
 from tests.api.conftest import seed
+from tests.support.records import ledger_reasons, load_job
 from tests.support.servers import free_port, serve
 
 FAST = {"callback_rate_limit": "100000/minute", "submit_rate_limit": "100000/minute", "poll_interval_s": 0.2}
@@ -117,17 +118,10 @@ class EngineEnv:
 
     # --- database -----------------------------------------------------------------------------------
     async def job(self, job_id: str) -> Job:
-        async with self.db.session() as session:
-            job = await session.get(Job, job_id)
-        assert job is not None
-        return job
+        return await load_job(self.db, job_id)
 
     async def ledger(self, job_id: str) -> list[str]:
-        async with self.db.session() as session:
-            rows = await session.execute(
-                sa.select(CreditLedger.reason).where(CreditLedger.job_id == job_id).order_by(CreditLedger.id)
-            )
-            return list(rows.scalars())
+        return await ledger_reasons(self.db, job_id)
 
     async def notifications(self, job_id: str) -> list[Notification]:
         async with self.db.session() as session:
