@@ -42,7 +42,7 @@ def kie_body(task_id: str) -> str:
 
 
 def requests_for(jobs: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    from photobot.jobs.callback_tokens import CallbackTokens
+    from photobot.signing import CallbackTokens
 
     tokens = CallbackTokens([common.SECRET])
     deadline = time.time() + 2 * 86400
@@ -151,7 +151,7 @@ async def _count_finishing(url: str) -> int:
     from sqlalchemy import func, select
 
     from photobot.db import Database
-    from photobot.models import Job
+    from photobot.db.models import Job
 
     db = Database(url)
     try:

@@ -40,8 +40,8 @@ from PIL import Image
 
 from photobot.app import create_app
 from photobot.db import Database
-from photobot.migrate import upgrade_async
-from photobot.models import Job, JobTransition, WebhookEvent
+from photobot.db.migrate import upgrade_async
+from photobot.db.models import Job, JobTransition, WebhookEvent
 from photobot.services import access, accounts, styles
 from photobot.settings import load_settings
 

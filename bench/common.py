@@ -64,7 +64,7 @@ def machine() -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def throwaway_database() -> AsyncIterator[str]:
     """A migrated database created for this benchmark and dropped after; yields its SQLAlchemy URL."""
-    from photobot.migrate import upgrade
+    from photobot.db.migrate import upgrade
 
     name = f"photobot_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = await asyncpg.connect(PG_ADMIN_DSN)
@@ -124,7 +124,7 @@ async def insert_jobs(
 ) -> list[tuple[str, str]]:
     """Insert `count` jobs directly (with their reservation in the ledger); returns (job id, task id)."""
     from photobot.db import Database
-    from photobot.models import CreditLedger, Event, Job, utcnow
+    from photobot.db.models import CreditLedger, Event, Job, utcnow
 
     db = Database(url)
     now = utcnow()

@@ -139,7 +139,7 @@ async def _states(url: str) -> dict[str, int]:
     import sqlalchemy as sa
 
     from photobot.db import Database
-    from photobot.models import Job
+    from photobot.db.models import Job
 
     db = Database(url)
     try:

@@ -241,7 +241,7 @@ async def main() -> int:
     db_name, db_url = await create_database()
     servers: list[Server] = []
     try:
-        from photobot.migrate import upgrade
+        from photobot.db.migrate import upgrade
 
         await asyncio.to_thread(upgrade, db_url)
         token = await seed(db_url, credits=requests + 100)

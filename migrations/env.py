@@ -1,6 +1,6 @@
 """Alembic environment: runs migrations over the async engine of `photobot.db`.
 
-The URL is taken from `config.attributes["url"]` (set by `photobot.migrate`) or from the settings.
+The URL is taken from `config.attributes["url"]` (set by `photobot.db.migrate`) or from the settings.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from photobot.db import Database
-from photobot.models import metadata
+from photobot.db.models import metadata
 from photobot.settings import load_settings
 
 config = context.config

@@ -1,7 +1,7 @@
 """Shared test harness: real PostgreSQL, Redis, S3 (moto's server) and SMTP (aiosmtpd).
 
 - `database`: a migrated `Database`, parametrized over SQLite and PostgreSQL; after each test the credit
-  and job invariants are audited (see `photobot.audit`).
+  and job invariants are audited (see `photobot.db.audit`).
 - `sqlite_database` / `pg_database`: one backend only.
 - `redis_url`: a dedicated, flushed Redis database.
 - `s3_storage_url`: a bucket on moto's standalone S3 server.
@@ -26,10 +26,10 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from photobot.audit import audit
 from photobot.db import Database
-from photobot.migrate import upgrade
-from photobot.models import metadata
+from photobot.db.audit import audit
+from photobot.db.migrate import upgrade
+from photobot.db.models import metadata
 from photobot.settings import Settings, load_settings
 from tests.support.servers import free_port
 

@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from photobot import credits
 from photobot.db import Database
-from photobot.migrate import head_revision
-from photobot.models import ClientToken, CreditLedger, Event, Job, ProviderKey, Style, utcnow
-from photobot.tokens import hash_token
+from photobot.db.migrate import head_revision
+from photobot.db.models import ClientToken, CreditLedger, Event, Job, ProviderKey, Style, utcnow
+from photobot.jobs import credits
+from photobot.signing import hash_token
 
 PHOTOBOT = Path(sys.executable).with_name("photobot")
 PYCACHE = Path(tempfile.gettempdir()) / f"photobot-test-pycache-{os.getuid()}"

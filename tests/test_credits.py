@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from photobot import credits
-from photobot.audit import audit
-from photobot.credits import NoCredits
 from photobot.db import Database
-from photobot.models import CreditLedger, Event, Job, JobState, User, utcnow
+from photobot.db.audit import audit
+from photobot.db.models import CreditLedger, Event, Job, JobState, User, utcnow
+from photobot.jobs import credits
+from photobot.jobs.credits import NoCredits
 
 
 async def _event(db: Database, credits_: int = 0) -> int:

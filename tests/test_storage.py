@@ -13,9 +13,10 @@ import pytest
 
 from photobot.app import create_app
 from photobot.settings import Settings
+from photobot.signing import MediaSigner
 from photobot.storage import StorageError, open_storage
 from photobot.storage.base import CHUNK_SIZE, ObjectNotFound
-from photobot.storage.local import LocalStorage, MediaSigner
+from photobot.storage.local import LocalStorage
 from photobot.storage.s3 import S3Storage
 from tests.support.servers import serve
 

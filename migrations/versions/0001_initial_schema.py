@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import photobot.models
+import photobot.db.models
 
 revision = "0001"
 down_revision = None
@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("alert_urls", sa.JSON(), nullable=False),
         sa.Column("notify_on_failure", sa.Boolean(), nullable=False),
         sa.Column("templates", sa.JSON(), nullable=False),
-        sa.Column("created_at", photobot.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint("credits >= 0", name="ck_events_credits_nonneg"),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -47,11 +47,11 @@ def upgrade() -> None:
         sa.Column("secret", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
         sa.Column("label", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("last_used_at", photobot.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("cooldown_until", photobot.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_used_at", photobot.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cooldown_until", photobot.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("failure_count", sa.Integer(), nullable=False),
         sa.Column("disabled_reason", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-        sa.Column("created_at", photobot.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("provider", "secret", name="uq_provider_keys_secret"),
     )
@@ -71,8 +71,8 @@ def upgrade() -> None:
         sa.Column("cost", sa.Integer(), nullable=False),
         sa.Column("reference_keys", sa.JSON(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", photobot.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", photobot.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
@@ -81,7 +81,7 @@ def upgrade() -> None:
         sa.Column("external_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("credits", sa.Integer(), nullable=False),
         sa.Column("granted_total", sa.Integer(), nullable=False),
-        sa.Column("created_at", photobot.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint("credits >= 0", name="ck_users_credits_nonneg"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("external_id"),
@@ -93,7 +93,7 @@ def upgrade() -> None:
         sa.Column("task_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("job_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column("received_at", photobot.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("provider", "task_id", "outcome", name="uq_webhook_events_task_outcome"),
@@ -108,8 +108,8 @@ def upgrade() -> None:
         sa.Column("scope", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
         sa.Column("event_id", sa.Integer(), nullable=True),
         sa.Column("label", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-        sa.Column("created_at", photobot.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", photobot.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", photobot.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["event_id"],
             ["events.id"],
@@ -125,8 +125,8 @@ def upgrade() -> None:
         sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
-        sa.Column("created_at", photobot.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", photobot.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", photobot.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["event_id"],
             ["events.id"],
@@ -156,10 +156,10 @@ def upgrade() -> None:
         sa.Column("provider_meta", sa.JSON(), nullable=False),
         sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", photobot.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", photobot.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("lease_owner", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
-        sa.Column("lease_until", photobot.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("deadline_at", photobot.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("lease_until", photobot.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("deadline_at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("error_code", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("error_message", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
         sa.Column("guest_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
@@ -170,12 +170,12 @@ def upgrade() -> None:
         sa.Column("result_key", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
         sa.Column("result_content_type", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
         sa.Column("result_urls", sa.JSON(), nullable=False),
-        sa.Column("created_at", photobot.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", photobot.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("submitted_at", photobot.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("callback_at", photobot.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("completed_at", photobot.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("purged_at", photobot.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("submitted_at", photobot.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("callback_at", photobot.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", photobot.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("purged_at", photobot.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint("(event_id IS NULL) <> (user_id IS NULL)", name="ck_jobs_one_owner"),
         sa.ForeignKeyConstraint(
             ["event_id"],
@@ -213,7 +213,7 @@ def upgrade() -> None:
         sa.Column("delta", sa.Integer(), nullable=False),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
         sa.Column("note", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-        sa.Column("created_at", photobot.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint("(event_id IS NULL) <> (user_id IS NULL)", name="ck_ledger_one_account"),
         sa.ForeignKeyConstraint(
             ["event_id"],
@@ -241,7 +241,7 @@ def upgrade() -> None:
         sa.Column("from_state", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=True),
         sa.Column("to_state", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
         sa.Column("note", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
-        sa.Column("at", photobot.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"],
             ["jobs.id"],
@@ -260,11 +260,11 @@ def upgrade() -> None:
         sa.Column("target", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
         sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", photobot.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("lease_until", photobot.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", photobot.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", photobot.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
-        sa.Column("sent_at", photobot.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", photobot.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", photobot.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", photobot.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"],
             ["jobs.id"],

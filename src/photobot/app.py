@@ -23,14 +23,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from photobot import admin, health, media, metrics, middleware, openapi
+from photobot import admin
 from photobot.api import jobs as jobs_api
-from photobot.jobs.wiring import Providers
-from photobot.jobs.worker import Worker
 from photobot.problems import Problem, handle_problem, problem_response
+from photobot.providers.assembly import Providers
 from photobot.runtime import Runtime
 from photobot.settings import Settings
+from photobot.web import health, media, middleware, openapi
+from photobot.web import metrics as web_metrics
+from photobot.web.ratelimit import RequestLimiter
 from photobot.webhooks import receiver as webhooks
+from photobot.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,8 @@ def build_routes() -> list[BaseRoute]:
 
 
 def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:
+    """The web app; with `run_dispatcher` (the embedded default) it also runs a worker in this process."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with (
@@ -94,18 +99,14 @@ def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:
         ):
             app.state.runtime = runtime
             app.state.providers = providers
-            health.install(runtime)  # backlog readiness check, drain on SIGTERM
-            if run_dispatcher:
-                async with Worker.running(runtime, providers) as worker:
-                    app.state.worker = worker
-                    yield
-                    runtime.draining = True
-            else:
+            app.state.limiter = RequestLimiter(settings.redis_url, timeout_s=settings.redis_timeout_s)
+            health.drain_on_signal(runtime, settings.drain_s)
+            async with Worker.running(runtime, providers) if run_dispatcher else contextlib.nullcontext():
                 yield
                 runtime.draining = True
 
     app = Starlette(
-        routes=[*build_routes(), *metrics.routes, *openapi.routes, *admin.routes],
+        routes=[*build_routes(), *web_metrics.routes, *openapi.routes, *admin.routes],
         middleware=middleware.middleware(),
         lifespan=lifespan,
         exception_handlers={
@@ -117,5 +118,4 @@ def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:
         },
     )
     app.state.settings = settings
-    app.state.run_dispatcher = run_dispatcher
     return app

@@ -1,12 +1,16 @@
 """Wake-ups and job updates between processes: Redis pub/sub when configured, in-process otherwise.
 
-Two kinds of messages travel here:
+Three kinds of messages travel here:
 - `wake`: "a job became due" (a callback arrived, a job was accepted), so an idle dispatcher reacts in
   milliseconds instead of at its next poll;
-- `job:{public_id}`: a job changed state, for live status pages (SSE) on any web process.
+- `notify`: "a notification was queued" (a job completed or failed), so an idle notifier sends it at once;
+- `job:{public_id}` / `event:{event_id}`: a job changed state, for live status pages and gallery walls (SSE) on any
+  web process.
 
-Nothing here is a source of truth: a lost message costs latency (the dispatcher still polls, pages still
-re-read the database), never data. So when Redis is down, publishing degrades to the local process.
+Nothing here is a source of truth: a lost message costs latency (the dispatcher and notifier still poll, pages
+still re-read the database), never data. So publishing never blocks the caller: `wake_dispatchers`,
+`wake_notifiers` and `job_changed` are plain functions that schedule the publish in the background (a wake-up
+already on its way absorbs the next ones), and when Redis is down they degrade to this process.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 WAKE_CHANNEL = "photobot:wake"
+NOTIFY_CHANNEL = "photobot:notify"
 JOB_CHANNEL_PREFIX = "photobot:job:"
 EVENT_CHANNEL_PREFIX = "photobot:event:"
 
@@ -32,17 +37,32 @@ EVENT_CHANNEL_PREFIX = "photobot:event:"
 class Bus:
     def __init__(self, redis: Redis | None = None) -> None:
         self.redis = redis
-        self.wake_event = asyncio.Event()
+        self.wake_event = asyncio.Event()  # dispatchers of this process wait on it
+        self.notify_event = asyncio.Event()  # notifiers of this process wait on it
         self._local: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._listener: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: set[str] = set()  # coalesced channels with a publish on its way
+        self._again: set[str] = set()  # ... and asked for once more meanwhile
 
-    # --- wake-ups --------------------------------------------------------------------------------
-    async def wake(self) -> None:
+    # --- fire-and-forget signals ---------------------------------------------------------------------
+    def wake_dispatchers(self) -> None:
         """Tell every dispatcher that work is due."""
         self.wake_event.set()
-        await self._publish_redis(WAKE_CHANNEL, {})
+        self._coalesced(WAKE_CHANNEL)
 
-    # --- job updates -----------------------------------------------------------------------------
+    def wake_notifiers(self) -> None:
+        """Tell every notifier that a notification is due."""
+        self.notify_event.set()
+        self._coalesced(NOTIFY_CHANNEL)
+
+    def job_changed(self, job_id: str, public_id: str, status: str, event_id: int | None = None) -> None:
+        """Live pages of the job (and, once it completed, the event's gallery walls) should look again."""
+        self._spawn(self.publish(JOB_CHANNEL_PREFIX + public_id, {"job_id": job_id, "status": status}))
+        if status == "completed" and event_id is not None:
+            self._spawn(self.publish(EVENT_CHANNEL_PREFIX + str(event_id), {"job_id": job_id}))
+
+    # --- publish and subscribe ---------------------------------------------------------------------------
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         if not await self._publish_redis(channel, message):
             self._deliver_local(channel, message)
@@ -59,16 +79,45 @@ class Bus:
             if not self._local[channel]:
                 del self._local[channel]
 
+    def _spawn(self, coro: Any) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:  # no loop (a synchronous caller at shutdown): the poll catches up
+            coro.close()
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _coalesced(self, channel: str) -> None:
+        if channel in self._in_flight:
+            self._again.add(channel)
+            return
+        self._in_flight.add(channel)
+        self._spawn(self._publish_until_quiet(channel))
+
+    async def _publish_until_quiet(self, channel: str) -> None:
+        try:
+            while True:
+                self._again.discard(channel)
+                await self.publish(channel, {})
+                if channel not in self._again:
+                    return
+        finally:
+            self._in_flight.discard(channel)
+
     def _deliver_local(self, channel: str, message: dict[str, Any]) -> None:
         if channel == WAKE_CHANNEL:
             self.wake_event.set()
+            return
+        if channel == NOTIFY_CHANNEL:
+            self.notify_event.set()
             return
         for queue in list(self._local.get(channel, ())):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(message)
 
     async def _publish_redis(self, channel: str, message: dict[str, Any]) -> bool:
-        if self.redis is None or self._listener is None or self._listener.done():
+        if self.redis is None or (self._listener is not None and self._listener.done()):
             return False
         try:
             await self.redis.publish(channel, json.dumps(message))
@@ -77,12 +126,16 @@ class Bus:
             return False
         return True
 
-    # --- lifecycle -------------------------------------------------------------------------------
+    # --- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
+        """Relay what other processes publish to this process (only processes that listen need this)."""
         if self.redis is not None:
             self._listener = asyncio.create_task(self._listen(), name="bus-listener")
 
-    async def close(self) -> None:
+    async def close(self, grace_s: float = 2.0) -> None:
+        """Let publishes on their way finish (briefly), then stop listening."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace_s)
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -96,7 +149,9 @@ class Bus:
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.psubscribe(WAKE_CHANNEL, JOB_CHANNEL_PREFIX + "*", EVENT_CHANNEL_PREFIX + "*")
+                await pubsub.psubscribe(
+                    WAKE_CHANNEL, NOTIFY_CHANNEL, JOB_CHANNEL_PREFIX + "*", EVENT_CHANNEL_PREFIX + "*"
+                )
                 delay = 0.5
                 async for item in pubsub.listen():
                     if item.get("type") not in ("message", "pmessage"):
@@ -113,6 +168,7 @@ class Bus:
             except Exception as exc:  # Redis down: local delivery continues, we retry quietly
                 log.warning("bus: redis subscription lost", extra={"error": type(exc).__name__})
                 self.wake_event.set()
+                self.notify_event.set()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             finally:

@@ -11,7 +11,6 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 from redis.asyncio import Redis
@@ -20,8 +19,8 @@ from photobot.bus import Bus
 from photobot.db import Database
 from photobot.intake import ImageProcessor
 from photobot.net.fetcher import SafeFetcher
-from photobot.ratelimit import RequestLimiter
 from photobot.settings import Settings
+from photobot.signing import GallerySigner
 from photobot.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
@@ -36,10 +35,9 @@ class Runtime:
     bus: Bus
     fetcher: SafeFetcher
     images: ImageProcessor
-    limiter: RequestLimiter
+    gallery_signer: GallerySigner
     ssl_context: ssl.SSLContext = field(default_factory=httpx.create_ssl_context)
     redis: Redis | None = None
-    extras: dict[str, Any] = field(default_factory=dict)  # parts that later layers attach (providers, ...)
     draining: bool = False
 
     @classmethod
@@ -64,10 +62,9 @@ class Runtime:
                 limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             )
             stack.push_async_callback(http.aclose)
+            secrets = settings.secret_keys()  # read once: in development it is a file under var/
             storage = open_storage(
-                settings.resolved_storage_url,
-                public_base_url=settings.public_base_url,
-                secrets=settings.secret_keys(),
+                settings.resolved_storage_url, public_base_url=settings.public_base_url, secrets=secrets
             )
             stack.push_async_callback(storage.close)
             bus = Bus(redis)
@@ -76,7 +73,6 @@ class Runtime:
             fetcher = SafeFetcher.from_settings(settings, ssl_context=ssl_context)
             stack.push_async_callback(fetcher.aclose)
             images = ImageProcessor.from_settings(settings)
-            limiter = RequestLimiter(settings.redis_url, timeout_s=settings.redis_timeout_s)
             if settings.allow_private_networks:
                 log.warning(
                     "PHOTOBOT_ALLOW_PRIVATE_NETWORKS is on: http and private addresses are allowed "
@@ -90,7 +86,7 @@ class Runtime:
                 bus=bus,
                 fetcher=fetcher,
                 images=images,
-                limiter=limiter,
+                gallery_signer=GallerySigner(secrets),
                 ssl_context=ssl_context,
                 redis=redis,
             )

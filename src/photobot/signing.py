@@ -1,20 +1,44 @@
-"""Signed, expiring links: one HMAC-SHA256 signer (itsdangerous) over `(subject, expiry)`, with rotation.
+"""Every keyed token and signature the service hands out, in one place.
 
-Media links sign a storage key, gallery links an event id; both need the same two properties: the link can be
-neither altered nor stretched past its expiry, and rotating `PHOTOBOT_SECRET_KEY` (the old one kept in
-`PHOTOBOT_OLD_SECRET_KEYS`) keeps links signed before the rotation working. Each use has its own salt, so a
-signature made for one purpose is worthless for another.
+| what | form | used by |
+|---|---|---|
+| client bearer tokens | `pbt_<43 url-safe chars>`, stored as SHA-256 only | kiosks, apps, admins (`web/auth.py`) |
+| callback tokens | itsdangerous timed serializer over (job id, provider, expiry) | `/webhooks/{provider}?token=…` |
+| media links | HMAC over (storage key, expiry, filename) | `/media/{key}?exp=…&sig=…` (local storage) |
+| gallery links | HMAC over (event id, expiry) | `/e/{event_id}/gallery?sig={expiry}.{signature}` |
+
+All keyed values use HMAC-SHA256 (itsdangerous) with `Settings.secret_keys()`: the newest secret signs, every
+secret verifies, so rotating `PHOTOBOT_SECRET_KEY` (the old one kept in `PHOTOBOT_OLD_SECRET_KEYS`) keeps what was
+issued before the rotation working. Each purpose has its own salt, so a signature made for one purpose is
+worthless for another.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
+from dataclasses import dataclass
 
-from itsdangerous import BadSignature, Signer
+from itsdangerous import BadData, BadSignature, Signer, URLSafeTimedSerializer
+
+# --- client bearer tokens --------------------------------------------------------------------------------------
+TOKEN_PREFIX = "pbt_"  # noqa: S105 - a public prefix (easy to spot and redact), not a secret
 
 
+def generate_token() -> str:
+    """A new client token; the database only ever stores `hash_token` of it."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- expiring signatures (media and gallery links) -----------------------------------------------------------------
 class ExpiringSigner:
+    """Signs `(subject, expiry)`: the subject can be neither altered nor kept past its expiry."""
+
     def __init__(self, secrets: list[str], *, salt: str) -> None:
         # The first secret (the current one) signs; every secret verifies.
         self._signers = [Signer(s, salt=salt, digest_method=hashlib.sha256) for s in secrets]
@@ -36,3 +60,70 @@ class ExpiringSigner:
             except BadSignature:
                 continue
         return False
+
+
+class MediaSigner(ExpiringSigner):
+    """Signs `(storage key, expiry)` pairs for local-storage media links."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__(secrets, salt="photobot.web.media")
+
+
+class GallerySigner:
+    """`{expiry}.{signature}` over an event id: opens exactly one event's gallery; expiry 0 never expires."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self._signer = ExpiringSigner(secrets, salt="photobot.gallery")
+
+    def sign(self, event_id: int, expires_at: int = 0) -> str:
+        return f"{expires_at}.{self._signer.sign(str(event_id), expires_at)}"
+
+    def verify(self, event_id: int, sig: str | None, *, now: float | None = None) -> bool:
+        if not sig or "." not in sig or len(sig) > 200:
+            return False
+        raw_exp, _, signature = sig.partition(".")
+        if not raw_exp.isdigit():
+            return False
+        return self._signer.verify(str(event_id), int(raw_exp), signature, now=now, never_expires=True)
+
+
+# --- callback tokens -------------------------------------------------------------------------------------------------
+CALLBACK_EXPIRY_MARGIN_S = 600
+
+
+class BadToken(Exception):
+    """Missing, forged, malformed or expired: the caller answers 401 without saying which."""
+
+
+@dataclass(frozen=True)
+class CallbackClaim:
+    job_id: str
+    provider: str
+
+
+class CallbackTokens:
+    """`/webhooks/{provider}?token=…`: binds a job id and a provider, signed, expiring at the job's deadline plus a
+    margin. It carries the job id, so a callback that arrives before the provider's task id is recorded still finds
+    its job; without it a request is refused before anything is read from the database."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        # itsdangerous signs with the last key and verifies with any of them.
+        self._serializer = URLSafeTimedSerializer(
+            list(reversed(secrets)), salt="photobot.callback", signer_kwargs={"digest_method": hashlib.sha256}
+        )
+
+    def issue(self, job_id: str, provider: str, deadline_ts: float) -> str:
+        return self._serializer.dumps({"j": job_id, "p": provider, "e": int(deadline_ts) + CALLBACK_EXPIRY_MARGIN_S})
+
+    def verify(self, token: str | None, provider: str, *, now: float | None = None) -> CallbackClaim:
+        if not token:
+            raise BadToken("missing")
+        try:
+            data = self._serializer.loads(token)
+        except BadData:
+            raise BadToken("bad signature") from None
+        if not isinstance(data, dict) or not isinstance(data.get("j"), str) or data.get("p") != provider:
+            raise BadToken("wrong shape or provider")
+        if int(data.get("e", 0)) < (now if now is not None else time.time()):
+            raise BadToken("expired")
+        return CallbackClaim(job_id=data["j"], provider=provider)

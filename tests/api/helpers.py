@@ -24,7 +24,7 @@ import httpx
 import sqlalchemy as sa
 from PIL import Image
 
-from photobot.models import CreditLedger, Event, Job, JobTransition, User
+from photobot.db.models import CreditLedger, Event, Job, JobTransition, User
 from tests.api.conftest import ApiEnv
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}

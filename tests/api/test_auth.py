@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from photobot.models import ClientToken
+from photobot.db.models import ClientToken
 from photobot.services import access
-from photobot.tokens import hash_token
+from photobot.signing import hash_token
 from tests.api.conftest import ApiEnv
 from tests.api.helpers import (
     assert_accepted,

@@ -10,7 +10,7 @@ import httpx
 import sqlalchemy as sa
 
 from photobot.db import Database
-from photobot.models import CreditLedger, Job
+from photobot.db.models import CreditLedger, Job
 from photobot.settings import Settings
 from tests.api.conftest import ApiEnv
 from tests.api.helpers import (

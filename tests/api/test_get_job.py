@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import sqlalchemy as sa
 
-from photobot import credits
-from photobot.models import Job, utcnow
+from photobot.db.models import Job, utcnow
+from photobot.jobs import credits
 from tests.api.conftest import ApiEnv
 from tests.api.helpers import assert_accepted, assert_problem, submit_json, tiny_jpeg
 

@@ -5,7 +5,7 @@ port with a simulator, a seeded event and an SMTP server, and gives helpers to s
 are final and audit the outcome:
 
 - submitted = completed + failed (every job final);
-- `photobot.audit.audit` finds nothing (ledger balanced, failed jobs released, completed jobs settled);
+- `photobot.db.audit.audit` finds nothing (ledger balanced, failed jobs released, completed jobs settled);
 - no e-mail recipient got two messages, no (job, channel) pair has two notification rows;
 - every completed job's `result_key` exists in storage.
 
@@ -38,9 +38,9 @@ from PIL import Image
 from starlette.applications import Starlette
 
 from photobot.app import create_app
-from photobot.audit import audit
 from photobot.db import Database
-from photobot.models import Job, JobTransition, Notification
+from photobot.db.audit import audit
+from photobot.db.models import Job, JobTransition, Notification
 from photobot.providers.simulator.config import SimConfig
 from photobot.providers.simulator.runner import Simulator
 from photobot.settings import Settings, load_settings

@@ -17,15 +17,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from photobot.audit import audit
 from photobot.db import Database
-from photobot.jobs.callback_tokens import BadToken, CallbackTokens
-from photobot.models import Job, WebhookEvent
+from photobot.db.audit import audit
+from photobot.db.models import Job, WebhookEvent
 from photobot.net.addresses import AddressPolicy
 from photobot.net.errors import FetchError
 from photobot.net.fetcher import SafeFetcher
 from photobot.providers.errors import SignatureInvalid
 from photobot.providers.signatures import kie_signature, verify_kie_hmac
+from photobot.signing import BadToken, CallbackTokens
 from tests.chaos.harness import SECRET, ChaosEnv, chaos_env, sim_config, small_jpeg
 from tests.chaos.report import refused
 from tests.support.servers import serve

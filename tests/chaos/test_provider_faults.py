@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from photobot.db import Database
-from photobot.models import WebhookEvent
+from photobot.db.models import WebhookEvent
 from tests.chaos.harness import chaos_env, scale, sim_config
 from tests.conftest import SMTPServer
 

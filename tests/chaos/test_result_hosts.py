@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from photobot.db import Database
-from photobot.models import Job
+from photobot.db.models import Job
 from tests.chaos.harness import chaos_env, scale, sim_config
 from tests.support.servers import serve
 

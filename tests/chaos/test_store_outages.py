@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from photobot.db import Database
-from photobot.migrate import upgrade
+from photobot.db.migrate import upgrade
 from tests.chaos.harness import OwnPostgres, OwnRedis, chaos_env, scale, sim_config
 from tests.conftest import SMTPServer
 

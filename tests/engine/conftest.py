@@ -31,7 +31,7 @@ from starlette.applications import Starlette
 
 from photobot.app import create_app
 from photobot.db import Database
-from photobot.models import Job, Notification, WebhookEvent
+from photobot.db.models import Job, Notification, WebhookEvent
 from photobot.providers.signatures import kie_signature
 from photobot.providers.simulator.config import SimConfig
 from photobot.providers.simulator.kie_api import callback_payload

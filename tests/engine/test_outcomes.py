@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from photobot.db import Database
-from photobot.models import Event
+from photobot.db.models import Event
 from tests.engine.conftest import EngineFactory, fast_sim
 
 

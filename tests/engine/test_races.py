@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from photobot.db import Database
-from photobot.models import Event, Job
+from photobot.db.models import Event, Job
 from photobot.providers.simulator.config import SimConfig
 from tests.engine.conftest import EngineEnv, EngineFactory, fast_sim
 
@@ -121,7 +121,7 @@ async def test_callback_after_the_deadline(database: Database, engine: EngineFac
         token = env.callback_url_of(job.provider_task_id or "").split("token=", 1)[1]
         past = job.created_at.replace(year=job.created_at.year - 1)
         await env.set_job(job.id, deadline_at=past, next_attempt_at=past)
-        await env.app.state.runtime.bus.wake()
+        env.app.state.runtime.bus.wake_dispatchers()
         view = await env.wait_for(job.id, "failed")
         assert view["error"]["code"] == "timeout"
         before = await env.snapshot(job.id)

@@ -66,8 +66,7 @@ async def test_redis_killed_mid_run(
             await env.wait_for(job_id, "completed")
         client = aioredis.Redis.from_url(url)
         try:
-            task_id = (await env.job(first[0])).provider_task_id
-            assert await client.get(f"photobot:task:kie:{task_id}") == first[0].encode()  # Redis was in use
+            assert await client.dbsize() > 0  # Redis was in use (rate-limit counters)
         finally:
             await client.aclose()
 

@@ -10,8 +10,8 @@ import json
 import time
 
 from photobot.db import Database
-from photobot.jobs.callback_tokens import CallbackTokens
-from photobot.models import Job
+from photobot.db.models import Job
+from photobot.signing import CallbackTokens
 from tests.engine.conftest import EngineEnv, EngineFactory, fast_sim
 
 RIGHT_KEY = "kie-hmac-right-key-0123456789"

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from photobot.db import Database
-from photobot.models import Job, utcnow
+from photobot.db.models import Job, utcnow
 from photobot.providers.simulator.runner import start_server
 from tests.engine.conftest import EngineFactory, fast_sim
 
@@ -108,12 +108,12 @@ async def test_finish_retries_keep_their_backoff_past_the_deadline(database: Dat
                     break
                 await asyncio.sleep(0.01)
             hits = proxy["hits"]["results"]
-            await env.app.state.runtime.bus.wake()
+            env.app.state.runtime.bus.wake_dispatchers()
             await asyncio.sleep(1.5)
             assert proxy["hits"]["results"] == hits
             assert (await env.job(job_id)).state == "finishing"
             proxy["fail"] = False
             await env.set_job(job_id, next_attempt_at=utcnow())
-            await env.app.state.runtime.bus.wake()
+            env.app.state.runtime.bus.wake_dispatchers()
             await env.wait_for(job_id, "completed")
             assert await env.ledger(job_id) == ["reserve", "settle"]

@@ -27,7 +27,7 @@ from schemathesis import GenerationMode
 
 from photobot.app import create_app
 from photobot.db import Database
-from photobot.migrate import upgrade
+from photobot.db.migrate import upgrade
 from photobot.settings import load_settings
 from tests.api.conftest import seed
 from tests.conftest import create_pg_database, drop_pg_database, pg_url_for

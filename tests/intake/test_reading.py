@@ -4,39 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import AsyncIterator
 
 import pytest
 
-from photobot.intake import ImageTooLarge, InvalidDataUri, decode_data_uri, read_limited
-
-
-async def test_read_limited_copies_under_the_cap() -> None:
-    async def chunks() -> AsyncIterator[bytes]:
-        for _ in range(4):
-            yield b"a" * 100
-
-    dest = io.BytesIO()
-    assert await read_limited(chunks(), dest, max_bytes=400) == 400
-    assert dest.getvalue() == b"a" * 400
-
-
-async def test_read_limited_stops_as_soon_as_the_cap_is_passed() -> None:
-    consumed = 0
-
-    async def chunks() -> AsyncIterator[bytes]:
-        nonlocal consumed
-        for _ in range(1000):
-            consumed += 1
-            yield b"b" * 1024
-
-    dest = io.BytesIO()
-    with pytest.raises(ImageTooLarge) as info:
-        await read_limited(chunks(), dest, max_bytes=5 * 1024)
-    assert info.value.status == 413
-    assert info.value.code == "image_too_large"
-    assert consumed == 6  # the sixth chunk crossed the cap; nothing after it was requested
-    assert len(dest.getvalue()) <= 5 * 1024
+from photobot.intake import ImageTooLarge, InvalidDataUri, decode_data_uri
 
 
 def test_data_uri_round_trip_across_slices() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image
 
 from photobot.db import Database
-from photobot.models import Event, Job, JobState, Style, utcnow
+from photobot.db.models import Event, Job, JobState, Style, utcnow
 from photobot.notify import plan_notifications
 from photobot.settings import Settings
 

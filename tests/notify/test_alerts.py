@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from photobot.db import Database
-from photobot.models import CreditAlert, Event
+from photobot.db.models import CreditAlert, Event
 from photobot.notify import Notifier, check_credit_alerts, reset_credit_alerts
 from photobot.notify.alerts import crossed_thresholds
 from tests.notify.helpers import make_event

@@ -7,7 +7,7 @@ import json
 
 from click.testing import CliRunner
 
-from photobot.cli.notify_cmds import resend_command
+from photobot.cli.jobs import resend_command
 from photobot.notify import Notifier
 from tests.notify.helpers import finish_job, make_event, make_job, png_bytes
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 import sqlalchemy as sa
 
-from photobot.models import Job, JobState, Notification
+from photobot.db.models import Job, JobState, Notification
 from photobot.notify import Notifier, resend_notification
 from tests.notify.helpers import finish_job, make_event, make_job, png_bytes
 

@@ -6,7 +6,7 @@ import base64
 
 import sqlalchemy as sa
 
-from photobot.models import Notification
+from photobot.db.models import Notification
 from photobot.notify import Notifier
 from tests.notify.helpers import finish_job, make_event, make_job, png_bytes
 

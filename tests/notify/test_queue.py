@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from photobot.models import Notification, utcnow
+from photobot.db.models import Notification, utcnow
 from photobot.notify import Notifier
 from photobot.notify.delivery import SendResult
 from photobot.notify.queue import RetryPolicy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from photobot.models import Event, Job, Style
+from photobot.db.models import Event, Job, Style
 from photobot.notify.rendering import job_context, render_message, resolve_language
 
 

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from apprise.plugins.whatsapp import NotifyWhatsApp
 
-from photobot.models import Event, Job, Notification
+from photobot.db.models import Event, Job, Notification
 from photobot.notify import Notifier
 from photobot.notify.channels import build_delivery
 from photobot.notify.rendering import job_context, render_message

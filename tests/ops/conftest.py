@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 
 from photobot.app import create_app
 from photobot.db import Database
-from photobot.models import Job
+from photobot.db.models import Job
 from photobot.providers.simulator.config import SimConfig
 from photobot.providers.simulator.runner import Simulator
 from photobot.settings import Settings

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from photobot.admin import routes as ADMIN_ROUTES
 from photobot.cli.main import cli
 from photobot.db import Database
-from photobot.models import Event, JobTransition, utcnow
+from photobot.db.models import Event, JobTransition, utcnow
 from tests.conftest import SMTPServer
 from tests.ops.conftest import OpsEnv, OpsFactory, fast_sim
 

@@ -24,9 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from photobot.db import Database
-from photobot.jobs.callback_tokens import EXPIRY_MARGIN_S
 from photobot.logs import logging_dict
 from photobot.settings import Settings
+from photobot.signing import CALLBACK_EXPIRY_MARGIN_S
 from tests.conftest import SMTPServer
 from tests.ops.conftest import OpsFactory, fast_sim
 
@@ -132,7 +132,7 @@ async def test_no_secret_in_any_log_line(
             assert (
                 await c.post("/webhooks/kie", params={"token": "forged.token.value"}, content=kie_body)
             ).status_code == 401
-            expired = env.token(done, deadline_ts=time.time() - EXPIRY_MARGIN_S - 10)
+            expired = env.token(done, deadline_ts=time.time() - CALLBACK_EXPIRY_MARGIN_S - 10)
             secrets["expired callback token"] = expired
             assert (await c.post("/webhooks/kie", params={"token": expired}, content=kie_body)).status_code == 401
             unsigned = env.token(done)

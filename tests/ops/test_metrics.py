@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from photobot.db import Database
-from photobot.jobs.callback_tokens import EXPIRY_MARGIN_S
+from photobot.signing import CALLBACK_EXPIRY_MARGIN_S
 from tests.conftest import SMTPServer
 from tests.ops.conftest import OpsFactory, Samples, fast_sim, parse_metrics
 
@@ -63,7 +63,7 @@ async def test_metrics_follow_a_full_run(database: Database, ops_app: OpsFactory
         # forged and expired callback tokens
         forged = await env.client.post("/webhooks/kie", params={"token": "not-a-token"}, content=KIE_BODY)
         assert forged.status_code == 401
-        expired_token = env.token(done, deadline_ts=time.time() - EXPIRY_MARGIN_S - 10)
+        expired_token = env.token(done, deadline_ts=time.time() - CALLBACK_EXPIRY_MARGIN_S - 10)
         expired = await env.client.post("/webhooks/kie", params={"token": expired_token}, content=KIE_BODY)
         assert expired.status_code == 401
 
@@ -137,7 +137,7 @@ async def test_backlog_gauge_counts_due_unclaimed_jobs(database: Database, ops_a
         job_id = await env.submit()
         from datetime import timedelta
 
-        from photobot.models import utcnow
+        from photobot.db.models import utcnow
 
         await env.set_job(job_id, next_attempt_at=utcnow() - timedelta(seconds=30))
         samples = await env.scrape()
@@ -159,7 +159,7 @@ metrics.http_request("GET", "/healthz", 200, 0.01)
 
 MULTIPROC_RENDER = """
 import asyncio
-from photobot import metrics
+from photobot.web import metrics
 print(asyncio.run(metrics.render(None)).decode())
 """
 

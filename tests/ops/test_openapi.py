@@ -12,8 +12,8 @@ from photobot.admin.schemas import EventCreate, KeyCreate
 from photobot.api.schemas import JobRequest
 from photobot.app import create_app
 from photobot.db import Database
-from photobot.openapi import build_spec, iter_operations, undocumented
 from photobot.settings import Settings
+from photobot.web.openapi import build_spec, iter_operations, undocumented
 from tests.ops.conftest import OpsFactory
 
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 from photobot.db import Database
-from photobot.health import drain_on_signal
-from photobot.models import utcnow
+from photobot.db.models import utcnow
+from photobot.web.health import drain_on_signal
 from tests.ops.conftest import OpsFactory
 
 

@@ -20,9 +20,9 @@ import pytest
 from PIL import Image
 
 from photobot.app import create_app
-from photobot.audit import audit
 from photobot.db import Database
-from photobot.models import Event, Job, JobState, utcnow
+from photobot.db.audit import audit
+from photobot.db.models import Event, Job, JobState, utcnow
 from photobot.runtime import Runtime
 from photobot.services import accounts
 from photobot.settings import Settings, load_settings

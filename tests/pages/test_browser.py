@@ -19,8 +19,8 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from photobot.models import JobState
-from photobot.pages.signing import gallery_url
+from photobot.db.models import JobState
+from photobot.links import gallery_url
 from photobot.providers.simulator import SimConfig, Simulator
 from photobot.providers.simulator.kie_api import callback_payload
 from tests.pages.conftest import PagesEnv, module_pages
@@ -165,7 +165,7 @@ async def test_kiosk_takes_a_photo_and_shows_the_qr_code(live: PagesEnv, sim: Si
     await page.screenshot(path=screenshot_path("kiosk.png"), full_page=True)
 
     # the job went in through the public API with the chosen style and the guest's e-mail
-    from photobot.models import Job
+    from photobot.db.models import Job
 
     async with live.db.session() as session:
         job = (await session.execute(Job.__table__.select().where(Job.public_id == page_url.rsplit("/", 1)[-1]))).one()

@@ -12,9 +12,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from photobot.cli.main import cli
-from photobot.models import JobState, utcnow
-from photobot.pages.signing import GallerySigner, gallery_url
-from photobot.pages.thumbs import THUMB_SIDE, thumb_key
+from photobot.db.models import JobState, utcnow
+from photobot.links import gallery_url
+from photobot.pages.thumbs import THUMB_SIDE
+from photobot.signing import GallerySigner
+from photobot.storage.keys import thumb_key
 from tests.pages.conftest import PagesEnv
 from tests.pages.test_guest import read_events
 

@@ -13,7 +13,7 @@ import zxingcpp
 from PIL import Image
 
 from photobot.bus import JOB_CHANNEL_PREFIX
-from photobot.models import Job, JobState, utcnow
+from photobot.db.models import Job, JobState, utcnow
 from tests.pages.conftest import PagesEnv
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from photobot.models import Style
+from photobot.db.models import Style
 from tests.pages.conftest import PagesEnv
 
 

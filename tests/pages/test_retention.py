@@ -7,10 +7,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from photobot.db import Database
-from photobot.models import JobState, utcnow
-from photobot.pages.retention import purge_once, run_retention
-from photobot.pages.thumbs import ensure_thumbnail, thumb_key
+from photobot.db.models import JobState, utcnow
+from photobot.jobs.retention import purge_once, run_retention
+from photobot.pages.thumbs import ensure_thumbnail
 from photobot.settings import Settings
+from photobot.storage.keys import thumb_key
 from tests.pages.conftest import PagesEnv, open_pages
 
 

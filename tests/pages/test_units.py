@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from photobot.pages.render import Branding, text_on
-from photobot.pages.signing import GallerySigner
+from photobot.signing import GallerySigner
 
 
 def test_gallery_signatures_survive_key_rotation_and_expire() -> None:
@@ -31,7 +31,7 @@ def test_text_colour_follows_the_brand_colour() -> None:
 
 
 def test_unsafe_brand_values_are_ignored() -> None:
-    from photobot.models import Event
+    from photobot.db.models import Event
 
     event = Event(name="x", primary_color="red;}body{display:none", logo_url="javascript:alert(1)", language="xx")
     brand = Branding.of(event)

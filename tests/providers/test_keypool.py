@@ -14,13 +14,13 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 
 from photobot.db import Database
-from photobot.models import ProviderKey, utcnow
+from photobot.db.models import ProviderKey, utcnow
+from photobot.providers.assembly import build_key_pool, build_rate_limiter, sync_env_keys
 from photobot.providers.base import GenerationRequest
 from photobot.providers.errors import NoKeyAvailable, classify_kie
 from photobot.providers.keypool import KeyPool
 from photobot.providers.kie import KieProvider
 from photobot.providers.ratelimit import MemoryRateLimiter
-from photobot.providers.registry import build_key_pool, build_rate_limiter, sync_env_keys
 from photobot.providers.retry import RetryPolicy
 from photobot.providers.simulator import Simulator
 from photobot.providers.submit import Submitter

@@ -9,7 +9,7 @@ import pytest
 from photobot.providers.base import GenerationRequest
 from photobot.providers.errors import ProviderError
 from photobot.providers.kie import KieProvider
-from photobot.providers.models import InvalidParameter, check_image_size, normalise_params, spec_for, validate_request
+from photobot.providers.models import InvalidParameter, normalise_params, spec_for, validate_request
 from photobot.settings import Settings
 
 IMG = ("https://example.com/a.jpg",)
@@ -84,12 +84,6 @@ def test_validate_request_limits(req: GenerationRequest, field: str) -> None:
     with pytest.raises(InvalidParameter) as info:
         validate_request(req)
     assert info.value.field == field
-
-
-def test_image_size_limits() -> None:
-    check_image_size("nano-banana-pro", 30 * 1024 * 1024)
-    with pytest.raises(InvalidParameter):
-        check_image_size("google/nano-banana-edit", 10 * 1024 * 1024 + 1)
 
 
 def test_kie_bodies_use_each_models_image_field(make_settings: Callable[..., Settings]) -> None:

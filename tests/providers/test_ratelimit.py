@@ -12,11 +12,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from photobot.db import Database
+from photobot.providers.assembly import build_rate_limiter
 from photobot.providers.base import GenerationRequest
 from photobot.providers.keypool import KeyPool
 from photobot.providers.kie import KieProvider
 from photobot.providers.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from photobot.providers.registry import build_rate_limiter
 from photobot.providers.retry import RetryPolicy
 from photobot.providers.simulator import Simulator
 from photobot.providers.submit import Submitter

@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from photobot.db import Database
+from photobot.providers.assembly import build_key_pool, build_provider, build_rate_limiter, slot_name
 from photobot.providers.base import GenerationRequest, Provider
 from photobot.providers.errors import ProviderError
 from photobot.providers.fal import FalProvider
 from photobot.providers.kie import KieProvider
 from photobot.providers.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from photobot.providers.registry import build_key_pool, build_provider, build_rate_limiter, key_namespace
 from photobot.providers.retry import RetryPolicy
 from photobot.providers.simulator import Simulator
 from photobot.providers.submit import Submitter
@@ -34,7 +34,7 @@ async def test_factories(
     assert isinstance(provider, KieProvider) and isinstance(provider, Provider)
     assert isinstance(build_provider(make_settings(), client, name="fal"), FalProvider)
     assert isinstance(build_provider(make_settings(provider="simulator"), client), KieProvider)
-    assert key_namespace("simulator") == "kie" and key_namespace("fal") == "fal"
+    assert slot_name("simulator") == "kie" and slot_name("fal") == "fal"
     assert build_key_pool(sqlite_database, make_settings(provider="fal")).provider == "fal"
     limiter = build_rate_limiter(make_settings(kie_rate_limit=15, kie_rate_window_s=10))
     assert type(limiter) is MemoryRateLimiter and limiter.limit == 15 and limiter.window_s == pytest.approx(10.5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from photobot.db import Database
-from photobot.models import CreditLedger, Job
+from photobot.db.models import CreditLedger, Job
 
 
 async def load_job(db: Database, job_id: str) -> Job:

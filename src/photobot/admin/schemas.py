@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from photobot.models import (
+from photobot.db.models import (
     ClientToken,
     CreditLedger,
     Event,
@@ -191,7 +191,7 @@ class KeyOut(BaseModel):
 
     @classmethod
     def of(cls, key: ProviderKey) -> KeyOut:
-        from photobot.metrics import key_state
+        from photobot.web.metrics import key_state
 
         data = key.model_dump(exclude={"secret"})
         return cls.model_validate({**data, "secret": key.masked, "state": key_state(key, utcnow())})

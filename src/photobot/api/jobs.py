@@ -5,8 +5,9 @@ Submission answers 202 as soon as the photo is stored and the credit reserved; n
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,27 +18,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from photobot.api import uploads
-from photobot.api.auth import can_see_job, require_client, resolve_owner
 from photobot.api.schemas import JobFields, JobRequest
 from photobot.api.views import RETRY_AFTER_S, etag, job_view
-from photobot.jobs.accept import IdempotencyRace, create_job, find_idempotent, plan_job, request_hash
+from photobot.db.models import ClientToken, Job
+from photobot.jobs.accept import Guest, IdempotencyRace, create_job, find_idempotent, plan_job
 from photobot.logs import bind
-from photobot.models import ClientToken, Job
 from photobot.problems import Problem, not_found, validation_error
 from photobot.runtime import Runtime
+from photobot.web import context
+from photobot.web.auth import can_see_job, require_client, resolve_owner
+from photobot.web.body import validation_problem
+from photobot.web.ratelimit import enforce
 
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEY_MAX = 200
-
-
-def _validation_problem(exc: ValidationError) -> Problem:
-    errors = [
-        {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"].removeprefix("Value error, ")}
-        for e in exc.errors()
-    ]
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return validation_error(detail, errors)
 
 
 async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads.RawImage]:
@@ -49,7 +44,7 @@ async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads
         try:
             body = JobRequest.model_validate(data)
         except ValidationError as exc:
-            raise _validation_problem(exc) from None
+            raise validation_problem(exc) from None
         fields = JobFields.model_validate(body.model_dump(exclude={"image"}))
         raw = await uploads.save_image_field(body.image, runtime.fetcher, tmp_dir, settings.max_image_bytes)
         return fields, raw
@@ -69,7 +64,7 @@ async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads
         except ValidationError as exc:
             if upload is not None:
                 await upload.close()
-            raise _validation_problem(exc) from None
+            raise validation_problem(exc) from None
         raw = await uploads.save_upload(upload, tmp_dir, settings.max_image_bytes)
         return fields, raw
     raise Problem(
@@ -104,35 +99,11 @@ async def _accepted(runtime: Runtime, job: Job, *, replayed: bool = False) -> Re
     return JSONResponse(body, status_code=202, headers=headers)
 
 
-_wake_tasks: set[asyncio.Task[None]] = set()
-
-
-def _wake_in_background(runtime: Runtime) -> None:
-    """Wake the dispatchers without holding the 202 on it: a slow or hanging Redis must not stall intake
-    (the job row is already committed; a dispatcher that misses the wake-up finds the job on its next poll)."""
-    task = asyncio.create_task(runtime.bus.wake(), name="intake-wake")
-    _wake_tasks.add(task)
-
-    def done(finished: asyncio.Task[None]) -> None:
-        _wake_tasks.discard(finished)
-        if not finished.cancelled() and (exc := finished.exception()) is not None:
-            log.warning("wake-up failed", extra={"error": type(exc).__name__})
-
-    task.add_done_callback(done)
-
-
 async def submit_job(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     client = await require_client(request)
-    decision = await runtime.limiter.hit(runtime.settings.submit_rate_limit, "submit", f"token:{client.id}")
-    if not decision.allowed:
-        raise Problem(
-            429,
-            "rate_limited",
-            "Too many requests",
-            "Too many submissions for this token; slow down.",
-            headers={"Retry-After": str(decision.retry_after_s)},
-        )
+    await enforce(context.limiter(request), runtime.settings.submit_rate_limit, "submit", f"token:{client.id}",
+                  "Too many submissions for this token; slow down.")  # fmt: skip
     key = request.headers.get("idempotency-key")
     if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX):
         raise validation_error(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters.")
@@ -146,12 +117,21 @@ async def submit_job(request: Request) -> Response:
         req_hash = request_hash(fields.model_copy(update={"event_id": owner[0], "user_id": owner[1]}), raw.sha256)
         if key is not None and (replay := await _replay_or_conflict(runtime, client, key, req_hash)):
             return replay
+        guest = Guest(fields.guest_id, str(fields.email) if fields.email else None, fields.phone)
         async with runtime.db.session() as session:
-            plan = await plan_job(session, runtime, fields, owner)
+            spec = await plan_job(
+                session, runtime.settings, style_id=fields.style, aspect_ratio=fields.aspect_ratio,
+                resolution=fields.resolution, output_format=fields.output_format, owner=owner, token_id=client.id,
+                guest=guest,
+            )  # fmt: skip
         processed = await runtime.images.process(raw.path)
         processed_path = processed.path
         try:
-            job = await create_job(runtime, client, plan, processed, idempotency_key=key, req_hash=req_hash)
+            job = await create_job(
+                runtime.db, runtime.storage, runtime.bus, runtime.settings, spec, processed.path,
+                extension=processed.extension, content_type=processed.content_type,
+                idempotency_key=key, req_hash=req_hash,
+            )  # fmt: skip
         except IdempotencyRace:
             assert key is not None
             replay = await _replay_or_conflict(runtime, client, key, req_hash)
@@ -165,8 +145,13 @@ async def submit_job(request: Request) -> Response:
                 processed_path.unlink()
     with bind(job_id=job.id, event_id=job.event_id):
         log.info("job accepted", extra={"style": job.style_id})
-    _wake_in_background(runtime)
     return await _accepted(runtime, job)
+
+
+def request_hash(fields: JobFields, image_sha256: str) -> str:
+    """What the request means (fields and the photo's hash): a retry with the same Idempotency-Key must match it."""
+    canonical = json.dumps({**fields.model_dump(mode="json"), "image": image_sha256}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def etag_matches(if_none_match: str | None, tag: str) -> bool:
@@ -179,7 +164,7 @@ def etag_matches(if_none_match: str | None, tag: str) -> bool:
 
 
 async def get_job(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    runtime = context.runtime(request)
     client = await require_client(request)
     async with runtime.db.session() as session:
         job = await session.get(Job, request.path_params["job_id"])

@@ -6,9 +6,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from photobot.api.auth import require_client
 from photobot.runtime import Runtime
 from photobot.services.styles import list_styles
+from photobot.web.auth import require_client
 
 
 async def get_styles(request: Request) -> Response:

@@ -7,21 +7,20 @@ Three forms reach us: a multipart `image` file part, a JSON `image` data URI, or
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from photobot.intake import ImageTooLarge, decode_data_uri
 from photobot.net.errors import FetchError, TooLarge
 from photobot.net.fetcher import SafeFetcher
 from photobot.problems import Problem
+from photobot.web.body import iter_body, parse_json
 
 FORM_OVERHEAD = 64 * 1024  # multipart headers and the small text fields
 JSON_OVERHEAD = 64 * 1024
@@ -39,31 +38,12 @@ def bad_request(code: str, detail: str) -> Problem:
     return Problem(400, code, "Bad request", detail)
 
 
-async def limited_body(request: Request, limit: int) -> AsyncIterator[bytes]:
-    """The request body, failing with 413 as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ImageTooLarge(limit)
-    total = 0
-    try:
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise ImageTooLarge(limit)
-            yield chunk
-    except ClientDisconnect:
-        raise bad_request("client_disconnected", "The request body ended early.") from None
-
-
 async def read_json(request: Request, max_image_bytes: int) -> dict[str, Any]:
     limit = (max_image_bytes + 2) // 3 * 4 + JSON_OVERHEAD  # base64 grows 4/3
     body = bytearray()
-    async for chunk in limited_body(request, limit):
+    async for chunk in iter_body(request, limit, too_large=lambda: ImageTooLarge(limit)):
         body.extend(chunk)
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request("malformed_json", "The body is not valid JSON.") from None
+    data = parse_json(body)
     if not isinstance(data, dict):
         raise Problem(422, "validation_error", "Invalid request", "The body must be a JSON object.")
     return data
@@ -72,7 +52,9 @@ async def read_json(request: Request, max_image_bytes: int) -> dict[str, Any]:
 async def read_form(request: Request, max_image_bytes: int) -> tuple[dict[str, str], UploadFile | None]:
     parser = MultiPartParser(
         request.headers,
-        limited_body(request, max_image_bytes + FORM_OVERHEAD),
+        iter_body(
+            request, max_image_bytes + FORM_OVERHEAD, too_large=lambda: ImageTooLarge(max_image_bytes + FORM_OVERHEAD)
+        ),
         max_files=1,
         max_fields=20,
         max_part_size=16 * 1024,

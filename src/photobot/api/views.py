@@ -5,19 +5,11 @@ from __future__ import annotations
 import hashlib
 
 from photobot.api.schemas import JobError, JobView
-from photobot.models import Job, JobState
+from photobot.db.models import Job, JobState
+from photobot.links import job_links
 from photobot.runtime import Runtime
 
 RETRY_AFTER_S = 2
-
-
-def links(runtime: Runtime, job: Job) -> dict[str, str]:
-    base = runtime.settings.public_base_url
-    return {
-        "status_url": f"{base}/v1/jobs/{job.id}",
-        "page_url": f"{base}/p/{job.public_id}",
-        "qr_url": f"{base}/p/{job.public_id}/qr.png",
-    }
 
 
 async def result_url(runtime: Runtime, job: Job) -> str | None:
@@ -42,7 +34,7 @@ async def job_view(runtime: Runtime, job: Job) -> JobView:
         created_at=job.created_at,
         updated_at=job.updated_at,
         completed_at=job.completed_at,
-        **links(runtime, job),
+        **job_links(runtime.settings.public_base_url, job.id, job.public_id),
     )
 
 

@@ -11,12 +11,15 @@ from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import click
+from redis.asyncio import Redis
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from photobot.bus import Bus
 from photobot.db import Database
 from photobot.services import Invalid, NotFound
 from photobot.settings import Settings, SettingsError, load_settings
+from photobot.storage import Storage, open_storage
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -34,6 +37,26 @@ def settings_from_env() -> Settings:
 def fail(message: str, code: int = 1) -> Any:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+@asynccontextmanager
+async def stores(settings: Settings) -> AsyncIterator[tuple[Database, Storage, Bus]]:
+    """The database, the photo storage and the bus (Redis when configured, so live pages and workers in other
+    processes hear what an operator did), for commands that change jobs."""
+    db = Database(settings.resolved_database_url)
+    storage = open_storage(
+        settings.resolved_storage_url, public_base_url=settings.public_base_url, secrets=settings.secret_keys()
+    )
+    redis = Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_s) if settings.redis_url else None
+    bus = Bus(redis)
+    try:
+        yield db, storage, bus
+    finally:
+        await bus.close()
+        if redis is not None:
+            await redis.aclose()
+        await storage.close()
+        await db.close()
 
 
 @asynccontextmanager

@@ -1,12 +1,16 @@
-"""`photobot events …` and `photobot users …`: accounts and their credits."""
+"""`photobot events …`: events (B2B accounts), their credits, numbers and gallery links."""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 import click
 
 from photobot.cli.common import emit, json_option, run_async, session_scope, settings_from_env
+from photobot.db.models import Event, utcnow
+from photobot.links import gallery_url
+from photobot.services import NotFound, operations, public_view
 from photobot.services import accounts as svc
-from photobot.services import public_view
 
 
 @click.group("events", help="Events (B2B): a booth spends its event's credits.")
@@ -43,34 +47,49 @@ async def event_credits(event_id: int, amount: int, as_json: bool) -> None:
         emit(public_view(await svc.add_event_credits(session, event_id, amount)), as_json)
 
 
-@click.group("users", help="Users (B2C): an app user spends their own credits.")
-def users() -> None:
-    pass
-
-
-@users.command("create")
-@click.argument("external_id")
-@click.option("--credits", "credits_", type=int, default=0, show_default=True)
+@events.command("stats")
+@click.argument("event_id", type=int, required=False)
+@click.option("--since", type=click.DateTime(), default=None, help="Jobs created at or after (UTC).")
+@click.option("--until", type=click.DateTime(), default=None, help="Jobs created before (UTC).")
 @json_option
 @run_async
-async def create_user(external_id: str, credits_: int, as_json: bool) -> None:
+async def stats_command(event_id: int | None, since: datetime | None, until: datetime | None, as_json: bool) -> None:
+    """Jobs submitted, completed, failed and credits spent, for one event (or all)."""
     async with session_scope(settings_from_env()) as session:
-        emit(public_view(await svc.create_user(session, external_id, credits_)), as_json)
+        if event_id is None:
+            rows = [s.as_dict() for s in await operations.all_event_stats(session, since=since, until=until)]
+        else:
+            rows = [(await operations.event_stats(session, event_id, since=since, until=until)).as_dict()]
+    emit(
+        rows if event_id is None else rows[0],
+        as_json,
+        text=lambda data: "\n".join(
+            f"event {r['event_id']} {r['name']}: submitted {r['submitted']}, completed {r['completed']}, "
+            f"failed {r['failed']}, in flight {r['in_flight']}, credits spent {r['credits_spent']}, "
+            f"balance {r['credits_balance']}"
+            for r in (data if isinstance(data, list) else [data])
+        ),
+    )
 
 
-@users.command("list")
+@events.command("gallery-link")
+@click.argument("event_id", type=int)
+@click.option("--days", type=click.IntRange(min=1, max=3650), help="Expire after N days (default: never).")
 @json_option
 @run_async
-async def list_users(as_json: bool) -> None:
-    async with session_scope(settings_from_env()) as session:
-        emit([public_view(u) for u in await svc.list_users(session)], as_json)
-
-
-@users.command("credits")
-@click.argument("user_id", type=int)
-@click.option("--add", "amount", type=int, required=True)
-@json_option
-@run_async
-async def user_credits(user_id: int, amount: int, as_json: bool) -> None:
-    async with session_scope(settings_from_env()) as session:
-        emit(public_view(await svc.add_user_credits(session, user_id, amount)), as_json)
+async def gallery_link_command(event_id: int, days: int | None, as_json: bool) -> None:
+    """Print the signed link to an event's gallery (add &wall=1 for the live wall)."""
+    settings = settings_from_env()
+    async with session_scope(settings) as session:
+        event = await session.get(Event, event_id)
+        if event is None:
+            raise NotFound(f"event {event_id} not found")
+    expires_at = utcnow() + timedelta(days=days) if days else None
+    url = gallery_url(settings.public_base_url, settings.secret_keys(), event_id, expires_at)
+    data = {
+        "event_id": event_id,
+        "url": url,
+        "wall_url": f"{url}&wall=1",
+        "expires_at": expires_at.isoformat(timespec="seconds") if expires_at else None,
+    }
+    emit(data, as_json, lambda d: d["url"])

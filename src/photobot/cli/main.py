@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-# name → "module:attribute", per group. Groups themselves are lazy too.
+# name → "module:attribute": one module per command group (or top-level command), imported on first use.
 TOP = {
     "migrate": "photobot.cli.server:migrate",
     "bootstrap": "photobot.cli.server:bootstrap",
@@ -20,22 +20,11 @@ TOP = {
     "worker": "photobot.cli.worker:command",
     "simulator": "photobot.cli.simulator:command",
     "events": "photobot.cli.events:events",
-    "users": "photobot.cli.events:users",
-    "styles": "photobot.cli.catalog:styles",
-    "keys": "photobot.cli.access:keys",
-    "tokens": "photobot.cli.access:tokens",
+    "users": "photobot.cli.users:users",
+    "styles": "photobot.cli.styles:styles",
+    "keys": "photobot.cli.keys:keys",
+    "tokens": "photobot.cli.tokens:tokens",
     "jobs": "photobot.cli.jobs:jobs",
-}
-EXTRA = {
-    "jobs": {
-        "resend": "photobot.cli.notify_cmds:resend_command",
-        "retry": "photobot.cli.jobs_ops:retry_command",
-        "refund": "photobot.cli.jobs_ops:refund_command",
-    },
-    "events": {
-        "stats": "photobot.cli.jobs_ops:stats_command",
-        "gallery-link": "photobot.cli.gallery:gallery_link_command",
-    },
 }
 
 
@@ -56,34 +45,8 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy and cmd_name not in self.commands:
-            command = _load(self.lazy[cmd_name])
-            if isinstance(command, click.Group) and cmd_name in EXTRA:
-                for name, target in EXTRA[cmd_name].items():
-                    if name not in command.commands:
-                        command.add_command(_LazyCommand(name, target), name)
-            self.add_command(command, cmd_name)
+            self.add_command(_load(self.lazy[cmd_name]), cmd_name)
         return super().get_command(ctx, cmd_name)
-
-
-class _LazyCommand(click.Command):
-    """Stands in for a subcommand until it is invoked (keeps `--help` listings cheap)."""
-
-    def __init__(self, name: str, target: str) -> None:
-        super().__init__(name)
-        self.target = target
-
-    def _real(self) -> click.Command:
-        return _load(self.target)
-
-    def get_short_help_str(self, limit: int = 45) -> str:
-        return self._real().get_short_help_str(limit)
-
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:  # fmt: skip
-        return self._real().make_context(info_name, args, parent=parent, **extra)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        return self._real().invoke(ctx)
 
 
 @click.group(cls=LazyGroup, lazy=TOP, context_settings={"help_option_names": ["-h", "--help"]})

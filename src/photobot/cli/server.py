@@ -11,7 +11,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from photobot.cli.common import database_error, emit, fail, json_option, session_scope, settings_from_env
-from photobot.migrate import upgrade
+from photobot.db.migrate import upgrade
 from photobot.services import Invalid, NotFound, accounts, styles
 from photobot.services import access as access_svc
 
@@ -45,7 +45,7 @@ def _upgrade(url: str) -> None:
 def _current_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
-    from photobot.migrate import alembic_config
+    from photobot.db.migrate import alembic_config
 
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 

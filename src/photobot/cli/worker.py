@@ -8,11 +8,11 @@ import signal
 import click
 
 from photobot.cli.common import settings_from_env
-from photobot.jobs.wiring import Providers
-from photobot.jobs.worker import Worker
 from photobot.logs import configure_logging
+from photobot.providers.assembly import Providers
 from photobot.runtime import Runtime
 from photobot.settings import Settings
+from photobot.worker import Worker
 
 
 async def run_worker(settings: Settings, *, grace_s: float = 20.0) -> None:

@@ -9,7 +9,7 @@ from photobot.intake.errors import (
     UnsupportedMediaType,
 )
 from photobot.intake.images import ImageProcessor, ProcessedImage, open_checked, process_image, verify_image
-from photobot.intake.reading import decode_data_uri, parse_data_uri_header, read_limited
+from photobot.intake.reading import decode_data_uri, parse_data_uri_header
 from photobot.intake.sniff import Format, sniff
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "open_checked",
     "parse_data_uri_header",
     "process_image",
-    "read_limited",
     "sniff",
     "verify_image",
 ]

@@ -1,15 +1,14 @@
-"""Getting image bytes onto disk under a byte cap: from a chunk stream, or from a base64 `data:` URI.
+"""Getting image bytes from a base64 `data:` URI onto disk under a byte cap (request bodies are capped by
+`web/body.py`).
 
-Both stop at the first byte over the cap, so an oversized upload costs at most `max_bytes` plus one chunk of
-work, and both write to a caller-owned binary file (usually a temp file) instead of building one big bytes
-object.
+Decoding stops at the first byte over the cap, and writes to a caller-owned binary file (usually a temp file)
+instead of building one big bytes object.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterable
 from typing import IO
 
 from photobot.intake.errors import ImageTooLarge, InvalidDataUri
@@ -17,20 +16,6 @@ from photobot.intake.errors import ImageTooLarge, InvalidDataUri
 # Decode the payload in slices of this many base64 characters (a multiple of 4): 64 KiB of output each.
 _B64_SLICE = 4 * 16384
 _WHITESPACE = str.maketrans("", "", " \t\r\n")
-
-
-async def read_limited(chunks: AsyncIterable[bytes], dest: IO[bytes], max_bytes: int) -> int:
-    """Copy `chunks` into `dest`; raise ImageTooLarge as soon as the total passes `max_bytes`.
-
-    The chunk that crosses the cap is not written, and no further chunk is requested. Returns the size.
-    """
-    total = 0
-    async for chunk in chunks:
-        total += len(chunk)
-        if total > max_bytes:
-            raise ImageTooLarge(max_bytes)
-        dest.write(chunk)
-    return total
 
 
 def parse_data_uri_header(uri: str) -> tuple[str, int]:

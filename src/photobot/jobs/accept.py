@@ -1,45 +1,71 @@
-"""Accepting a job: the one transaction that creates a job and reserves its credit.
+"""Creating a job: the one transaction that inserts a job and reserves its credit — for a kiosk's submission and
+for an operator's retry alike.
 
 Order of effects, so that a refused request leaves nothing behind:
-1. everything that can be checked without writing (style, parameters, owner, balance pre-check) is checked;
-2. the processed photo is written to storage under `inputs/{job_id}.{ext}`;
+1. everything that can be checked without writing (style, parameters, owner, balance pre-check) is checked
+   (`plan_job`);
+2. the photo is written to storage under the job's input key;
 3. one transaction inserts the job and reserves the credit (conditional decrement + `reserve` ledger row);
-4. if that transaction fails (no credit, idempotency race, database error) the stored photo is deleted.
+4. if that transaction fails (no credit, idempotency race, database error) the stored photo is deleted;
+5. once it commits, an idle dispatcher is woken (`Bus`), so the job is submitted in milliseconds.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot import credits
-from photobot.api.schemas import JobFields
-from photobot.intake import ProcessedImage
-from photobot.models import ClientToken, Event, Job, JobState, JobTransition, Style, User, new_job_id, utcnow
+from photobot.bus import Bus
+from photobot.db import Database, on_commit
+from photobot.db.models import Event, Job, JobState, JobTransition, Style, User, new_job_id, utcnow
+from photobot.jobs import credits
 from photobot.problems import Problem
-from photobot.providers.models import InvalidParameter, normalise_params, spec_for
-from photobot.runtime import Runtime
+from photobot.providers.assembly import provider_for_style
+from photobot.providers.models import InvalidParameter, normalise_params
+from photobot.settings import Settings
+from photobot.storage import Storage
+from photobot.storage.keys import input_key
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Everything about the job that was decided before any write."""
+class JobSpec:
+    """Everything a job is made from besides its photo: who pays, the style and every generation parameter, and
+    the guest's contact. A retry copies it from the failed job."""
 
-    fields: JobFields
-    style: Style
-    provider: str
-    model: str
-    aspect_ratio: str
-    resolution: str | None
-    output_format: str
     event_id: int | None
     user_id: int | None
+    token_id: int | None
+    style_id: str
+    cost: int
+    provider: str
+    model: str
+    prompt: str
+    aspect_ratio: str | None
+    resolution: str | None
+    output_format: str | None
+    reference_keys: list[str] = field(default_factory=list)
+    guest_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+    @classmethod
+    def of_job(cls, job: Job) -> JobSpec:
+        values = {f.name: getattr(job, f.name) for f in fields(cls)}
+        values["reference_keys"] = list(job.reference_keys)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Guest:
+    guest_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
 
 
 def no_credits() -> Problem:
@@ -47,23 +73,28 @@ def no_credits() -> Problem:
 
 
 async def plan_job(
-    session: AsyncSession, runtime: Runtime, fields: JobFields, owner: tuple[int | None, int | None]
-) -> Plan:
-    style = await session.get(Style, fields.style)
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    style_id: str,
+    aspect_ratio: str | None,
+    resolution: str | None,
+    output_format: str | None,
+    owner: tuple[int | None, int | None],
+    token_id: int | None,
+    guest: Guest,
+) -> JobSpec:
+    """Check the style, the parameters and the account (422/402) and decide every parameter of the job."""
+    style = await session.get(Style, style_id)
     if style is None or not style.active:
-        raise Problem(422, "unknown_style", "Invalid request", f"No active style {fields.style!r}.")
-    provider = style.provider or runtime.settings.resolved_provider.value
-    if provider == "simulator":
-        provider = "kie"  # the simulator speaks kie.ai's API
-    model = style.model
-    if provider == "fal" and spec_for(model).provider != "fal":
-        model = runtime.settings.fal_model
+        raise Problem(422, "unknown_style", "Invalid request", f"No active style {style_id!r}.")
+    provider, model = provider_for_style(settings, style.provider, style.model)
     try:
         params = normalise_params(
             model,
-            fields.aspect_ratio or style.aspect_ratio,
-            fields.resolution or style.resolution,
-            fields.output_format or style.output_format,
+            aspect_ratio or style.aspect_ratio,
+            resolution or style.resolution,
+            output_format or style.output_format,
         )
     except InvalidParameter as exc:
         raise Problem(422, "invalid_parameter", "Invalid request", str(exc), extra={"field": exc.field}) from None
@@ -74,18 +105,16 @@ async def plan_job(
         raise Problem(422, f"unknown_{kind}", "Invalid request", f"No such {kind}.")
     if account.credits < style.cost:
         raise no_credits()
-    return Plan(
-        fields, style, provider, model, params.aspect_ratio, params.resolution, params.output_format, event_id, user_id
-    )
-
-
-def request_hash(fields: JobFields, image_sha256: str) -> str:
-    canonical = json.dumps({**fields.model_dump(mode="json"), "image": image_sha256}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return JobSpec(
+        event_id=event_id, user_id=user_id, token_id=token_id, style_id=style.id, cost=style.cost,
+        provider=provider, model=model, prompt=style.prompt, aspect_ratio=params.aspect_ratio,
+        resolution=params.resolution, output_format=params.output_format, reference_keys=list(style.reference_keys),
+        guest_id=guest.guest_id, email=guest.email, phone=guest.phone,
+    )  # fmt: skip
 
 
 async def find_idempotent(session: AsyncSession, token_id: int, key: str) -> Job | None:
-    query = sa.select(Job).where(Job.token_id == token_id, Job.idempotency_key == key)
+    query = sa.select(Job).where(col(Job.token_id) == token_id, col(Job.idempotency_key) == key)
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -94,63 +123,58 @@ class IdempotencyRace(Exception):
 
 
 async def create_job(
-    runtime: Runtime,
-    client: ClientToken,
-    plan: Plan,
-    image: ProcessedImage,
+    db: Database,
+    storage: Storage,
+    bus: Bus,
+    settings: Settings,
+    spec: JobSpec,
+    photo: Path,
     *,
-    idempotency_key: str | None,
-    req_hash: str | None,
+    extension: str,
+    content_type: str | None = None,
+    idempotency_key: str | None = None,
+    req_hash: str | None = None,
+    retry_of: str | None = None,
 ) -> Job:
-    """Store the photo, then insert the job and reserve its credit in one transaction."""
-    settings = runtime.settings
+    """Store the photo, then insert the job and reserve its credit in one transaction (NoCredits → 402 problem)."""
     job_id = new_job_id()
-    input_key = f"inputs/{job_id}.{image.extension}"
-    await runtime.storage.put_file(input_key, image.path, image.content_type)
+    key = input_key(job_id, extension)
+    await storage.put_file(key, photo, content_type)
     now = utcnow()
-    f = plan.fields
     job = Job(
         id=job_id,
-        event_id=plan.event_id,
-        user_id=plan.user_id,
-        token_id=client.id,
-        style_id=plan.style.id,
-        cost=plan.style.cost,
-        provider=plan.provider,
-        model=plan.model,
-        prompt=plan.style.prompt,
-        aspect_ratio=plan.aspect_ratio,
-        resolution=plan.resolution,
-        output_format=plan.output_format,
-        input_key=input_key,
-        reference_keys=list(plan.style.reference_keys),
+        **{f.name: getattr(spec, f.name) for f in fields(JobSpec)},
+        input_key=key,
         state=JobState.pending,
         state_changed_at=now,
         next_attempt_at=now,
         deadline_at=now + timedelta(seconds=settings.job_timeout_s),
-        guest_id=f.guest_id,
-        email=str(f.email) if f.email else None,
-        phone=f.phone,
         idempotency_key=idempotency_key,
         request_hash=req_hash,
         created_at=now,
         updated_at=now,
     )
+    job.reference_keys = list(spec.reference_keys)
     try:
-        async with runtime.db.session() as session:
+        async with db.session() as session:
             session.add(job)
             await session.flush()
             await credits.reserve(session, job)
-            session.add(JobTransition(job_id=job_id, from_state=None, to_state=JobState.pending, at=now))
+            note = f"retry of {retry_of}" if retry_of else None
+            session.add(JobTransition(job_id=job_id, from_state=None, to_state=JobState.pending, note=note, at=now))
+            if retry_of is not None:
+                session.add(JobTransition(job_id=retry_of, from_state=JobState.failed, to_state=JobState.failed,
+                                          note=f"retried as {job_id}", at=now))  # fmt: skip
+            on_commit(session, bus.wake_dispatchers)
     except credits.NoCredits:
-        await runtime.storage.delete(input_key)
+        await storage.delete(key)
         raise no_credits() from None
     except IntegrityError:
-        await runtime.storage.delete(input_key)
+        await storage.delete(key)
         if idempotency_key is not None:
             raise IdempotencyRace() from None
         raise
     except BaseException:
-        await runtime.storage.delete(input_key)
+        await storage.delete(key)
         raise
     return job

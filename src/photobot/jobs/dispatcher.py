@@ -24,10 +24,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from photobot.jobs.states import IN_FLIGHT
+from photobot.db.models import Job, due_clause, utcnow
 from photobot.jobs.steps import Engine
-from photobot.jobs.wiring import Providers
-from photobot.models import Job, JobState, utcnow
+from photobot.providers.assembly import Providers
 from photobot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -44,12 +43,11 @@ class Dispatcher:
         providers: Providers,
         *,
         worker_id: str | None = None,
-        notify_wake: asyncio.Event | None = None,
     ) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.worker_id = worker_id or new_worker_id()
-        self.engine = Engine(runtime, providers, self.worker_id, notify_wake=notify_wake)
+        self.engine = Engine(runtime, providers, self.worker_id)
         self.concurrency = self.settings.worker_concurrency
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[str] = set()  # job ids whose step runs here: their leases are renewed
@@ -62,17 +60,7 @@ class Dispatcher:
         if limit <= 0:
             return []
         now = utcnow()
-        in_flight = [s.value for s in IN_FLIGHT]
-        # Past its deadline a job is due at once so it can expire, except in `finishing`: the photo exists,
-        # finish does not expire, and its retries (a flaky result host) must keep their backoff.
-        due = sa.and_(
-            Job.state.in_(in_flight),
-            sa.or_(
-                Job.next_attempt_at <= now,
-                sa.and_(Job.deadline_at <= now, Job.state != JobState.finishing.value),
-            ),
-            sa.or_(Job.lease_until.is_(None), Job.lease_until < now),
-        )
+        due = due_clause(now)
         query = sa.select(Job.id).where(due).order_by(Job.next_attempt_at).limit(limit)
         db = self.runtime.db
         if db.is_postgres:

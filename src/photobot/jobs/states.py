@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot import metrics
-from photobot.models import Job, JobState, JobTransition, utcnow
+from photobot.db.models import Job, JobState, JobTransition, utcnow
 
 IN_FLIGHT = (JobState.pending, JobState.submitting, JobState.waiting, JobState.finishing)
 

@@ -11,52 +11,42 @@ Network I/O (provider calls, downloads) happens outside database transactions.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot import credits
-from photobot.bus import EVENT_CHANNEL_PREFIX, JOB_CHANNEL_PREFIX
+from photobot.db.models import Job, JobState, utcnow
 from photobot.intake import ImageError
-from photobot.jobs.states import IN_FLIGHT, transition, update_in_state
-from photobot.jobs.wiring import Providers, ProviderSlot
+from photobot.jobs import outcomes
+from photobot.jobs.callbacks import Report, apply_report
+from photobot.jobs.states import transition, update_in_state
+from photobot.links import callback_url
 from photobot.logs import bind
-from photobot.models import Event, Job, JobState, utcnow
 from photobot.net.errors import AddressNotAllowed, FetchError, UrlNotAllowed
-from photobot.notify import check_credit_alerts, plan_notifications
+from photobot.providers.assembly import Providers, ProviderSlot
 from photobot.providers.base import GenerationRequest, TaskStatus
 from photobot.providers.errors import NoKeyAvailable, ProviderError
 from photobot.providers.inputs import is_public_url
+from photobot.providers.retry import backoff_s
 from photobot.runtime import Runtime
 from photobot.storage.base import content_type_for
+from photobot.storage.keys import result_key
 
 log = logging.getLogger(__name__)
 
 MAX_FINISH_ATTEMPTS = 5
 RECONCILE_MAX_INTERVAL_S = 60.0
-EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
-
-
-def backoff_s(attempt: int, base: float = 2.0, cap: float = 60.0) -> float:
-    """Exponential backoff with full jitter."""
-    return random.uniform(0, min(cap, base * (2 ** max(attempt, 0))))
 
 
 class Engine:
-    def __init__(
-        self, runtime: Runtime, providers: Providers, worker_id: str, *, notify_wake: asyncio.Event | None = None
-    ) -> None:
+    def __init__(self, runtime: Runtime, providers: Providers, worker_id: str) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.providers = providers
         self.worker_id = worker_id
-        self.notify_wake = notify_wake or asyncio.Event()
 
     # --- dispatch ----------------------------------------------------------------------------------
     async def run(self, job_id: str) -> None:
@@ -132,9 +122,9 @@ class Engine:
                     .values(provider_task_id=result.task_id, provider_key_id=submission.key_id,
                             provider_meta=result.meta, submitted_at=now)
                 )  # fmt: skip
-        await self._cache_task(job, result.task_id)
+            else:
+                outcomes.job_changed(session, self.runtime.bus, job, JobState.waiting)
         log.info("job submitted", extra={"task_id": result.task_id, "provider": slot.name})
-        await self.publish(job)
 
     async def _generation_request(self, job: Job, slot: ProviderSlot) -> GenerationRequest:
         storage, ttl = self.runtime.storage, max(self.settings.signed_url_ttl_s, self.settings.job_timeout_s)
@@ -152,7 +142,7 @@ class Engine:
                                                         content_type=content_type_for(key))  # fmt: skip
             urls.append(prepared.url)
         token = self.providers.tokens.issue(job.id, slot.name, job.deadline_at.timestamp())
-        callback = f"{self.settings.public_base_url}/webhooks/{slot.name}?token={token}"
+        callback = callback_url(self.settings.public_base_url, slot.name, token)
         return GenerationRequest(
             model=job.model,
             prompt=job.prompt,
@@ -184,7 +174,7 @@ class Engine:
             )  # fmt: skip
 
     async def _retry_submit_later(self, job: Job, code: str, message: str) -> None:
-        when = utcnow() + timedelta(seconds=backoff_s(job.attempts))
+        when = utcnow() + timedelta(seconds=backoff_s(job.attempts, base_s=2.0, cap_s=60.0))
         if when >= job.deadline_at:
             await self.fail(job, code, message, from_states=[JobState.submitting])
             return
@@ -193,15 +183,6 @@ class Engine:
                 session, job.id, [JobState.submitting], JobState.pending, note=f"retry after {code}",
                 next_attempt_at=when, error_code=code, error_message=message,
             )  # fmt: skip
-
-    async def _cache_task(self, job: Job, task_id: str) -> None:
-        """taskId → job id in Redis (seed 002); a cache only: the database column is the truth."""
-        redis = self.runtime.redis
-        if redis is None:
-            return
-        ttl = max(60, int((job.deadline_at - utcnow()).total_seconds()) + 3600)
-        with contextlib.suppress(Exception):
-            await redis.set(f"photobot:task:{job.provider}:{task_id}", job.id, ex=ttl)
 
     # --- reconcile ---------------------------------------------------------------------------------
     async def reconcile(self, job: Job) -> None:
@@ -216,19 +197,15 @@ class Engine:
             log.info("reconcile: status check failed", extra={"code": exc.code})
             await self._schedule_reconcile(job)
             return
-        if status.state == "fail":
-            await self.fail(job, _fail_code(status), status.fail_message or "The provider could not make the photo.",
-                            from_states=[JobState.waiting])  # fmt: skip
-            return
-        if status.state != "success":
+        if not status.final:
             await self._schedule_reconcile(job)
             return
+        report = Report.of_status(job.provider_task_id, status)
         async with self.runtime.db.session() as session:
-            moved = await transition(
-                session, job.id, [JobState.waiting], JobState.finishing, note="reconciled",
-                result_urls=list(status.result_urls), next_attempt_at=utcnow(), attempts=0,
-            )  # fmt: skip
-        if moved is not None:
+            moved = await apply_report(
+                session, self.runtime.bus, self.settings, job, report, [JobState.waiting], note="reconciled"
+            )
+        if moved and status.state == "success":
             job = await self._reload(job.id)
             await self.finish(job, confirmed=status)
 
@@ -253,7 +230,8 @@ class Engine:
                 )
             if confirmed is not None:
                 if confirmed.state == "fail":
-                    await self.fail(job, _fail_code(confirmed), confirmed.fail_message or "Generation failed.",
+                    await self.fail(job, outcomes.provider_fail_code(confirmed.fail_code),
+                                    confirmed.fail_message or "Generation failed.",
                                     from_states=[JobState.finishing])  # fmt: skip
                     return
                 if confirmed.state != "success":
@@ -294,7 +272,7 @@ class Engine:
                 url, path, max_bytes=self.settings.max_result_bytes, allowed_hosts=slot.result_hosts
             )
             content_type, _, _ = await self.runtime.images.verify(path)
-            key = f"results/{job.id}.{EXTENSIONS.get(content_type, 'bin')}"
+            key = result_key(job.id, content_type)
             await self.runtime.storage.put_file(key, path, content_type)
             return key, content_type
         finally:
@@ -313,7 +291,7 @@ class Engine:
             await update_in_state(
                 session, job.id, [JobState.finishing], attempts=attempts, provider_meta=meta,
                 error_code=code, error_message=message,
-                next_attempt_at=utcnow() + timedelta(seconds=backoff_s(attempts, base=1.0, cap=30.0)),
+                next_attempt_at=utcnow() + timedelta(seconds=backoff_s(attempts, base_s=1.0, cap_s=30.0)),
             )  # fmt: skip
 
     async def _back_to_waiting(self, job: Job) -> None:
@@ -323,40 +301,23 @@ class Engine:
                 next_attempt_at=utcnow() + timedelta(seconds=2),
             )  # fmt: skip
 
-    async def complete(self, job: Job, result_key: str, content_type: str) -> None:
-        now = utcnow()
+    async def complete(self, job: Job, key: str, content_type: str) -> None:
         async with self.runtime.db.session() as session:
-            won = await transition(
-                session, job.id, [JobState.finishing], JobState.completed,
-                result_key=result_key, result_content_type=content_type, completed_at=now,
-                error_code=None, error_message=None, lease_owner=None, lease_until=None,
-            )  # fmt: skip
-            if won is None:
-                return
-            fresh = await session.get(Job, job.id)
-            assert fresh is not None
-            await credits.settle(session, fresh)
-            event = await session.get(Event, fresh.event_id) if fresh.event_id else None
-            await plan_notifications(session, fresh, event, self.settings, "ready")
-            if event is not None:
-                await check_credit_alerts(session, event)
-        log.info("job completed", extra={"result_key": result_key})
-        await self.publish(job, JobState.completed)
-        self.notify_wake.set()
+            await outcomes.complete(
+                session, self.runtime.bus, self.settings, job.id, result_key=key, content_type=content_type
+            )
 
     # --- fail / expire -----------------------------------------------------------------------------
     async def expire(self, job: Job) -> None:
-        await self.fail(job, "timeout", "The photo was not ready in time.",
-                        from_states=[JobState.pending, JobState.submitting, JobState.waiting])  # fmt: skip
+        async with self.runtime.db.session() as session:
+            await outcomes.expire(session, self.runtime.bus, self.settings, job.id)
 
     async def fail(self, job: Job, code: str, message: str, *, from_states: list[JobState]) -> bool:
         async with self.runtime.db.session() as session:
-            won = await fail_job(session, job.id, code, message, from_states, settings=self.settings)
-        if won:
-            log.info("job failed", extra={"code": code})
-            await self.publish(job, JobState.failed)
-            self.notify_wake.set()
-        return won
+            failed = await outcomes.fail(
+                session, self.runtime.bus, self.settings, job.id, code, message, from_states=from_states
+            )
+        return failed is not None
 
     # --- helpers -----------------------------------------------------------------------------------
     async def _reload(self, job_id: str) -> Job:
@@ -364,48 +325,3 @@ class Engine:
             job = await session.get(Job, job_id)
         assert job is not None
         return job
-
-    async def publish(self, job: Job, state: JobState | None = None) -> None:
-        await publish_job(self.runtime, job, state)
-
-
-async def fail_job(
-    session: AsyncSession,
-    job_id: str,
-    code: str,
-    message: str,
-    from_states: list[JobState] | tuple[JobState, ...] = IN_FLIGHT,
-    *,
-    settings: object,
-) -> bool:
-    """Fail the job (if still in `from_states`), release its credit and plan the apology, in one transaction."""
-    won = await transition(
-        session, job_id, from_states, JobState.failed,
-        error_code=code[:64], error_message=message[:1000], completed_at=utcnow(),
-        lease_owner=None, lease_until=None,
-    )  # fmt: skip
-    if won is None:
-        return False
-    job = await session.get(Job, job_id)
-    assert job is not None
-    await credits.release(session, job)
-    event = await session.get(Event, job.event_id) if job.event_id else None
-    await plan_notifications(session, job, event, settings, "failed")  # type: ignore[arg-type]
-    return True
-
-
-async def publish_job(runtime: Runtime, job: Job, state: JobState | None = None) -> None:
-    """Tell live status pages (any web process) that the job changed."""
-    status = (state or JobState(job.state)).public
-    with contextlib.suppress(Exception):
-        await runtime.bus.publish(JOB_CHANNEL_PREFIX + job.public_id, {"job_id": job.id, "status": status})
-        if status == "completed" and job.event_id is not None:  # live gallery walls of the event
-            await runtime.bus.publish(EVENT_CHANNEL_PREFIX + str(job.event_id), {"job_id": job.id})
-
-
-def _fail_code(status: TaskStatus) -> str:
-    return (
-        "provider_generation_failed"
-        if status.fail_code in (None, "", "500", "501")
-        else (f"provider_failed_{status.fail_code}"[:64])
-    )

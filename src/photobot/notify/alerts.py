@@ -13,8 +13,8 @@ import logging
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot.models import CreditAlert, Event, utcnow
-from photobot.notify.upsert import insert_ignore
+from photobot.db.models import CreditAlert, Event, utcnow
+from photobot.db.upsert import insert_ignore
 
 log = logging.getLogger("photobot.notify")
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from photobot.models import Event, Job
+from photobot.db.models import Event, Job
 from photobot.notify.masking import mask_email, mask_phone
 from photobot.notify.rendering import Message, resolve_language
 from photobot.settings import Settings

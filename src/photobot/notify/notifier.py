@@ -20,7 +20,8 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from photobot.db import Database
-from photobot.models import Event, Job, Notification, Style
+from photobot.db.models import Event, Job, Notification, Style
+from photobot.links import page_url
 from photobot.notify.channels import ChannelNotConfigured, build_delivery, describe_target, family
 from photobot.notify.delivery import MAX_ERROR_CHARS, AppriseSender, SendResult
 from photobot.notify.masking import Scrubber, install_scrub_filter
@@ -175,8 +176,8 @@ class Notifier:
                 image_url = await self.storage.url(job.result_key, self.settings.signed_url_ttl_s)
             except Exception:
                 log.warning("no signed image URL for the notification", extra={"job_id": job.id})
-        page_url = f"{self.settings.public_base_url}/p/{job.public_id}"
-        context = job_context(job, event, style, page_url=page_url, image_url=image_url)
+        page = page_url(self.settings.public_base_url, job.public_id)
+        context = job_context(job, event, style, page_url=page, image_url=image_url)
         language = event.language if event else None
         message = render_message(claim.kind, language, event.templates if event else None, context)  # type: ignore[arg-type]
         delivery = build_delivery(

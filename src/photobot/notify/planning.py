@@ -12,9 +12,9 @@ from typing import Literal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot.models import Event, Job, Notification, utcnow
+from photobot.db.models import Event, Job, Notification, utcnow
+from photobot.db.upsert import insert_ignore
 from photobot.notify.channels import describe_target, plan_channels
-from photobot.notify.upsert import insert_ignore
 from photobot.settings import Settings
 
 log = logging.getLogger("photobot.notify")

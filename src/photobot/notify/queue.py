@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from photobot.db import Database
-from photobot.models import CreditAlert, Notification, utcnow
+from photobot.db.models import CreditAlert, Notification, utcnow
 from photobot.notify.delivery import SendResult
 
 log = logging.getLogger("photobot.notify")

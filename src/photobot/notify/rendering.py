@@ -18,7 +18,7 @@ from typing import Any, Literal
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from photobot.models import Event, Job, Style
+from photobot.db.models import Event, Job, Style
 
 log = logging.getLogger("photobot.notify")
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot.db import Database
-from photobot.models import Event, Job, JobState, Notification, utcnow
+from photobot.bus import Bus
+from photobot.db import Database, on_commit
+from photobot.db.models import Event, Job, JobState, Notification, utcnow
 from photobot.notify.planning import plan_notifications
 from photobot.settings import Settings
 
@@ -15,13 +18,13 @@ class NotificationNotFound(LookupError):
 
 
 async def resend_notification(
-    database: Database, job_id: str, channel: str, *, settings: Settings | None = None
+    database: Database, job_id: str, channel: str, *, settings: Settings | None = None, bus: Bus | None = None
 ) -> Notification:
     """Queue `channel` of a job again on purpose, even when it was already sent; returns the reset row.
 
     `job_id` may also be the job's public id. When the job has no row for the channel (say SMTP was not
     configured when it finished) and `settings` are given, the row is planned now if the channel applies.
-    The Notifier picks the row up on its next pass.
+    The Notifier picks the row up on its next pass, or at once when `bus` is given (it wakes every notifier).
     """
     async with database.session() as session:
         job = await session.get(Job, job_id)
@@ -44,9 +47,11 @@ async def resend_notification(
         row.last_error = None
         row.sent_at = None
         session.add(row)
+        if bus is not None:
+            on_commit(session, bus.wake_notifiers)
     return row
 
 
-async def _row(session: object, job_id: str, channel: str) -> Notification | None:
-    stmt = sa.select(Notification).where(Notification.job_id == job_id, Notification.channel == channel)
-    return (await session.execute(stmt)).scalars().first()  # type: ignore[attr-defined]
+async def _row(session: AsyncSession, job_id: str, channel: str) -> Notification | None:
+    stmt = sa.select(Notification).where(col(Notification.job_id) == job_id, col(Notification.channel) == channel)
+    return (await session.execute(stmt)).scalars().first()

@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
-from photobot.models import Event
+from photobot.db.models import Event
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"

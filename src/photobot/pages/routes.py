@@ -39,12 +39,12 @@ from photobot.api import styles as styles_api
 from photobot.api.views import RETRY_AFTER_S
 from photobot.api.views import etag as job_etag
 from photobot.bus import EVENT_CHANNEL_PREFIX, JOB_CHANNEL_PREFIX
-from photobot.models import Event, Job, JobState, utcnow
+from photobot.db.models import Event, Job, JobState, utcnow
+from photobot.jobs.retention import is_expired
+from photobot.links import page_url
 from photobot.pages import sse
 from photobot.pages.render import STATIC_DIR, STATIC_PREFIX, Branding, render, strings_for
-from photobot.pages.retention import is_expired
-from photobot.pages.signing import GallerySigner
-from photobot.pages.thumbs import ensure_thumbnail, thumb_key
+from photobot.pages.thumbs import ensure_thumbnail
 from photobot.problems import Problem, not_found
 from photobot.runtime import Runtime
 from photobot.storage.base import StorageError
@@ -128,7 +128,7 @@ async def guest_page(request: Request) -> Response:
         brand=brand,
         job=state,
         public_id=public_id,
-        page_url=f"{runtime.settings.public_base_url}/p/{public_id}",
+        page_url=page_url(runtime.settings.public_base_url, public_id),
         share_text=t["share_text"].format(title=share_title),
         kept_for=t["kept_for"].format(days=runtime.settings.result_ttl_days),
         retry_after=RETRY_AFTER_S,
@@ -198,7 +198,7 @@ async def _qr(request: Request) -> segno.QRCode:
     found = await _find(runtime, public_id)
     if found is None:
         raise not_found("No such photo.")
-    return segno.make(f"{runtime.settings.public_base_url}/p/{public_id}", error="m", micro=False)
+    return segno.make(page_url(runtime.settings.public_base_url, public_id), error="m", micro=False)
 
 
 QR_HEADERS = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
@@ -232,10 +232,7 @@ async def _gallery_event(request: Request) -> tuple[Runtime, Event | None, str |
     runtime = _runtime(request)
     event_id = request.path_params["event_id"]
     sig = request.query_params.get("sig")
-    signer = runtime.extras.get("gallery_signer")
-    if signer is None:  # built once per process: secret_keys() may read the development key file
-        signer = runtime.extras["gallery_signer"] = GallerySigner(runtime.settings.secret_keys())
-    if not signer.verify(event_id, sig):
+    if not runtime.gallery_signer.verify(event_id, sig):
         return runtime, None, None
     async with runtime.db.session() as session:
         event = await session.get(Event, event_id)
@@ -380,13 +377,6 @@ async def gallery_events(request: Request) -> Response:
     return sse.stream(body())
 
 
-async def publish_event_photo(runtime: Runtime, job: Job) -> None:
-    """Wake the live walls of the job's event (the walls also poll, so this is an optimisation)."""
-    if job.event_id is not None:
-        await runtime.bus.publish(EVENT_CHANNEL_PREFIX + str(job.event_id), {"job_id": job.id})
-
-
-# --- reference kiosk ---------------------------------------------------------------------------------
 async def kiosk(request: Request) -> Response:
     return render("kiosk.html", headers={"Permissions-Policy": "camera=(self)", "Cache-Control": "no-cache"})
 
@@ -424,4 +414,4 @@ routes: list[BaseRoute] = [
     *styles_api.routes,
 ]
 
-__all__ = ["job_state", "publish_event_photo", "routes", "thumb_key"]
+__all__ = ["job_state", "routes"]

@@ -14,15 +14,12 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from photobot.models import Job
+from photobot.db.models import Job
 from photobot.storage import Storage, StorageError
+from photobot.storage.keys import thumb_key
 
 THUMB_SIDE = 480
 _locks: dict[str, asyncio.Lock] = {}
-
-
-def thumb_key(job_id: str) -> str:
-    return f"thumbs/{job_id}.jpg"
 
 
 def _make_thumbnail(path: Path) -> bytes:

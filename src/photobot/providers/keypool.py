@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from photobot.db import Database
-from photobot.models import ProviderKey, utcnow
+from photobot.db.models import ProviderKey, utcnow
 from photobot.providers.errors import NoKeyAvailable, ProviderError
 
 log = logging.getLogger(__name__)

@@ -133,10 +133,3 @@ def validate_request(req: GenerationRequest, *, provider: str | None = None) -> 
         if not url.startswith(("http://", "https://")):
             raise InvalidParameter("image_urls", "input images must be http(s) URLs")
     return spec, normalise_params(req.model, req.aspect_ratio, req.resolution, req.output_format)
-
-
-def check_image_size(model: str, size_bytes: int) -> None:
-    """Raise InvalidParameter("image") when one input is larger than the model accepts."""
-    spec = spec_for(model)
-    if spec.max_image_mb and size_bytes > spec.max_image_mb * 1024 * 1024:
-        raise InvalidParameter("image", f"{model} accepts images up to {spec.max_image_mb} MB")

@@ -25,7 +25,7 @@ from typing import Any
 
 from photobot import metrics
 from photobot.providers.base import GenerationRequest, Provider, SubmitResult, TaskStatus
-from photobot.providers.errors import ProviderError
+from photobot.providers.errors import NoKeyAvailable, ProviderError
 from photobot.providers.keypool import KeyPool, PoolKey
 from photobot.providers.ratelimit import MemoryRateLimiter
 from photobot.providers.retry import RetryPolicy, call_with_retries
@@ -62,35 +62,33 @@ class Submitter:
     async def submit(self, req: GenerationRequest) -> Submission:
         """Create the provider task for `req`; ProviderError (incl. NoKeyAvailable) when it cannot be done now."""
         bad_keys: set[int] = set()
-        calls = 0
-        retries: dict[str, int] = {}
-        while True:
+        used: list[PoolKey] = []
+
+        async def attempt() -> SubmitResult:
             key = await self.pool.acquire(exclude=bad_keys)
-            calls += 1
+            used.append(key)
             try:
                 async with self.limiter.hold(key.bucket):
                     call = self.provider.submit(req, key.secret)
-                    result = await metrics.timed_provider_call(self.provider_name, "submit", call)
+                    return await metrics.timed_provider_call(self.provider_name, "submit", call)
             except ProviderError as exc:
                 await self.pool.report_failure(key, exc)
-                if exc.key_effect in ("disable", "exhausted"):
-                    bad_keys.add(key.id)
-                    if len(bad_keys) <= self.max_key_failovers:
-                        log.info("submit: %s on %s, failing over to another key", exc.code, key)
-                        continue
-                    raise
-                retries[exc.code] = retries.get(exc.code, 0) + 1
-                allowed = exc.transient if exc.max_retries is None else retries[exc.code] <= exc.max_retries
-                if not allowed or calls >= self.policy.max_attempts:
-                    raise
-                delay = self.policy.backoff(calls - 1)
-                if exc.key_effect != "cooldown":  # a cooled key is skipped by the pool anyway
-                    delay = max(delay, exc.retry_after or 0.0)
-                log.info("submit: %s, retry %d in %.2fs", exc.code, calls, delay)
-                await self.sleep(delay)
-                continue
-            await self.pool.report_success(key)
-            return Submission(result, key.id, calls)
+                raise
+
+        def failover(exc: ProviderError) -> bool:
+            if isinstance(exc, NoKeyAvailable):
+                raise exc  # no usable key at all: the job waits, no retry can help now
+            if exc.key_effect not in ("disable", "exhausted"):
+                return False
+            bad_keys.add(used[-1].id)
+            if len(bad_keys) > self.max_key_failovers:
+                raise exc
+            log.info("submit: %s on %s, failing over to another key", exc.code, used[-1])
+            return True
+
+        result = await call_with_retries(attempt, self.policy, sleep=self.sleep, failover=failover, rotates_keys=True)
+        await self.pool.report_success(used[-1])
+        return Submission(result, used[-1].id, len(used))
 
     async def fetch_status(self, task_id: str, meta: Mapping[str, Any], key_id: int | None) -> TaskStatus:
         """Poll a task with the key that created it (kie tasks belong to an account), retrying transient errors."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import SQLModel
 
-from photobot.models import ClientToken, Job, ProviderKey
+from photobot.db.models import ClientToken, Job, ProviderKey
 
 
 class NotFound(LookupError):

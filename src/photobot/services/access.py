@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot.models import ClientToken, Event, ProviderKey, TokenScope, utcnow
+from photobot.db.models import ClientToken, Event, ProviderKey, TokenScope, utcnow
 from photobot.services import Invalid, NotFound
-from photobot.tokens import generate_token, hash_token
+from photobot.signing import generate_token, hash_token
 
 PROVIDERS = ("kie", "fal")
 

@@ -7,8 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot import credits
-from photobot.models import Event, User
+from photobot.db.models import Event, User
+from photobot.jobs import credits
 from photobot.services import Invalid, NotFound
 
 EVENT_EDITABLE = {

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot.models import Job, JobState, JobTransition
+from photobot.db.models import PROCESSING, Job, JobState, JobTransition, state_values
 from photobot.services import Invalid, NotFound
 
 
@@ -29,7 +30,7 @@ async def list_jobs(
         query = query.where(Job.user_id == user_id)
     if state is not None:
         if state == "processing":
-            query = query.where(Job.state.in_([JobState.submitting, JobState.waiting, JobState.finishing]))
+            query = query.where(col(Job.state).in_(state_values(PROCESSING)))
         elif state in tuple(JobState):
             query = query.where(Job.state == state)
         else:

@@ -2,11 +2,13 @@
 the admin API (`/v1/admin/jobs/{id}/retry|fail|resend`, `/v1/admin/events/{id}/stats`).
 
 - **retry** never reopens a failed job: the credit ledger holds exactly one `reserve` per job and a failed job
-  has already been released. Instead a *new* job is made with the same parameters, its input photo copied
-  under the new job's key and a new credit reserved (402-style `Invalid` when the account has none left);
-  both jobs get a `JobTransition` note naming the other ("retry of …" / "retried as …").
-- **fail and refund** moves a stuck in-flight job to `failed` through `jobs.steps.fail_job`, which releases
-  the credit exactly once (a conditional state update guards it) and plans the failure notifications.
+  has already been released. Instead a *new* job is made through `jobs.accept.create_job` (the same path as a
+  kiosk's submission) with the same parameters, its input photo copied under the new job's key and a new credit
+  reserved (402-style `Invalid` when the account has none left); both jobs get a `JobTransition` note naming the
+  other ("retry of …" / "retried as …").
+- **fail and refund** moves a stuck in-flight job to `failed` through `jobs.outcomes.fail`, which releases
+  the credit exactly once (a conditional state update guards it), plans the failure notifications and, once
+  committed, tells live pages and notifiers — the same effects as any other failure.
 - **resend** queues one notification channel again (see `notify.service.resend_notification`).
 - **stats** counts an event's jobs and credits.
 """
@@ -16,32 +18,39 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot import credits
+from photobot.bus import Bus
 from photobot.db import Database
-from photobot.jobs.states import IN_FLIGHT
-from photobot.jobs.steps import fail_job
+from photobot.db.models import (
+    IN_FLIGHT,
+    CreditLedger,
+    Event,
+    Job,
+    JobState,
+    JobTransition,
+    LedgerReason,
+    Notification,
+    state_values,
+)
+from photobot.jobs import outcomes
+from photobot.jobs.accept import JobSpec, create_job
 from photobot.logs import bind
-from photobot.models import CreditLedger, Event, Job, JobState, JobTransition, LedgerReason, Notification, utcnow
-from photobot.models import new_job_id as _new_job_id
 from photobot.notify import NotificationNotFound, resend_notification
+from photobot.problems import Problem
 from photobot.services import Invalid, NotFound
 from photobot.settings import Settings
 from photobot.storage import Storage, StorageError
+from photobot.storage.keys import extension_of
 
 log = logging.getLogger(__name__)
 
 OPERATOR_FAILED = "operator_failed"
-COPIED_FIELDS = (
-    "event_id", "user_id", "token_id", "style_id", "cost", "provider", "model", "prompt", "aspect_ratio",
-    "resolution", "output_format", "reference_keys", "guest_id", "email", "phone",
-)  # fmt: skip
 
 
 class NoCreditsLeft(Invalid):
@@ -60,7 +69,7 @@ async def _job(session: AsyncSession, job_id: str) -> Job:
 
 
 # --- retry ------------------------------------------------------------------------------------------------
-async def retry_job(db: Database, storage: Storage, settings: Settings, job_id: str) -> Job:
+async def retry_job(db: Database, storage: Storage, bus: Bus, settings: Settings, job_id: str) -> Job:
     """Make a new job from a failed one (same parameters and photo, a new credit); returns the new job."""
     async with db.session() as session:
         old = await _job(session, job_id)
@@ -68,89 +77,51 @@ async def retry_job(db: Database, storage: Storage, settings: Settings, job_id: 
         raise WrongState(f"job {job_id} is {old.state}: only failed jobs can be retried")
     if old.purged_at is not None:
         raise Invalid(f"job {job_id}: its input photo was already deleted (retention)")
-    new_id = _new_job_id()
-    extension = old.input_key.rsplit(".", 1)[-1] if "." in old.input_key else "jpg"
-    input_key = f"inputs/{new_id}.{extension}"
-    await _copy_object(storage, settings, old.input_key, input_key)
-    now = utcnow()
-    job = Job(
-        id=new_id,
-        **{name: getattr(old, name) for name in COPIED_FIELDS},
-        input_key=input_key,
-        state=JobState.pending,
-        state_changed_at=now,
-        next_attempt_at=now,
-        deadline_at=now + timedelta(seconds=settings.job_timeout_s),
-        created_at=now,
-        updated_at=now,
-    )
-    job.reference_keys = list(old.reference_keys)
+    tmp_dir = settings.var_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="retry-", delete=False) as handle:
+        photo = Path(handle.name)
     try:
-        async with db.session() as session:
-            session.add(job)
-            await session.flush()
-            await credits.reserve(session, job)
-            session.add(JobTransition(job_id=new_id, from_state=None, to_state=JobState.pending,
-                                      note=f"retry of {old.id}", at=now))  # fmt: skip
-            session.add(JobTransition(job_id=old.id, from_state=JobState.failed, to_state=JobState.failed,
-                                      note=f"retried as {new_id}", at=now))  # fmt: skip
-    except credits.NoCredits:
-        await _delete_quietly(storage, input_key)
-        raise NoCreditsLeft("the account has no credits left for a retry") from None
-    except BaseException:
-        await _delete_quietly(storage, input_key)
+        try:
+            await storage.download_to(old.input_key, photo)
+        except (StorageError, OSError):
+            raise Invalid(f"the input photo {old.input_key} is no longer stored") from None
+        job = await create_job(
+            db, storage, bus, settings, JobSpec.of_job(old), photo, extension=extension_of(old.input_key),
+            retry_of=old.id,
+        )  # fmt: skip
+    except Problem as exc:
+        if exc.code == "no_credits":
+            raise NoCreditsLeft("the account has no credits left for a retry") from None
         raise
-    with bind(job_id=new_id, event_id=job.event_id):
+    finally:
+        photo.unlink(missing_ok=True)
+    with bind(job_id=job.id, event_id=job.event_id):
         log.info("job retried", extra={"retry_of": old.id})
     return job
 
 
-async def _copy_object(storage: Storage, settings: Settings, source: str, target: str) -> None:
-    tmp_dir = settings.var_dir / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="retry-", delete=False) as handle:
-        path = Path(handle.name)
-    try:
-        try:
-            await storage.download_to(source, path)
-        except (StorageError, OSError):
-            raise Invalid(f"the input photo {source} is no longer stored") from None
-        await storage.put_file(target, path)
-    finally:
-        path.unlink(missing_ok=True)
-
-
-async def _delete_quietly(storage: Storage, key: str) -> None:
-    try:
-        await storage.delete(key)
-    except Exception:  # pragma: no cover - best effort
-        log.warning("could not delete %s after a failed retry", key)
-
-
 # --- fail and refund ----------------------------------------------------------------------------------------
-async def fail_and_refund(db: Database, settings: Settings, job_id: str, reason: str | None = None) -> Job:
+async def fail_and_refund(db: Database, bus: Bus, settings: Settings, job_id: str, reason: str | None = None) -> Job:
     """Fail a stuck in-flight job and release its credit (exactly once); returns the failed job."""
     message = (reason or "Stopped by an operator; the credit was refunded.").strip()[:1000]
     async with db.session() as session:
         job = await _job(session, job_id)
         if JobState(job.state).final:
             raise WrongState(f"job {job_id} is already {job.state}")
-        won = await fail_job(session, job_id, OPERATOR_FAILED, message, IN_FLIGHT, settings=settings)
-        if not won:
+        failed = await outcomes.fail(session, bus, settings, job_id, OPERATOR_FAILED, message)
+        if failed is None:
             raise WrongState(f"job {job_id} changed state meanwhile; look again")
-        await session.flush()
-        failed = await _job(session, job_id)
-        await session.refresh(failed)
     with bind(job_id=job_id, event_id=failed.event_id):
         log.info("job failed and refunded by an operator")
     return failed
 
 
 # --- resend -------------------------------------------------------------------------------------------------
-async def resend(db: Database, settings: Settings, job_id: str, channel: str) -> Notification:
+async def resend(db: Database, bus: Bus, settings: Settings, job_id: str, channel: str) -> Notification:
     """Queue one notification channel of a job again (also after it was sent)."""
     try:
-        return await resend_notification(db, job_id, channel, settings=settings)
+        return await resend_notification(db, job_id, channel, settings=settings, bus=bus)
     except NotificationNotFound as exc:
         raise NotFound(str(exc).strip("'\"")) from None
 
@@ -217,7 +188,7 @@ async def event_stats(
         )
     ).all()
     by_state = {state: (int(count), int(cost)) for state, count, cost in rows}
-    in_flight = [s.value for s in IN_FLIGHT]
+    in_flight = state_values(IN_FLIGHT)
     refunded_query = (
         sa.select(sa.func.coalesce(sa.func.sum(CreditLedger.delta), 0))
         .join(Job, Job.id == CreditLedger.job_id)

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot.models import Style, utcnow
+from photobot.db.models import Style, utcnow
 from photobot.services import Invalid, NotFound
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from photobot.signing import MediaSigner
 from photobot.storage.base import Storage, StorageError
-from photobot.storage.local import LocalStorage, MediaSigner
+from photobot.storage.local import LocalStorage
 
 
 def open_storage(url: str, *, public_base_url: str, secrets: list[str]) -> Storage:

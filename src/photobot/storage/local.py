@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from photobot.signing import ExpiringSigner
+from photobot.signing import MediaSigner
 from photobot.storage.base import (
     CHUNK_SIZE,
     ObjectNotFound,
@@ -23,13 +23,6 @@ from photobot.storage.base import (
     content_type_for,
     validate_key,
 )
-
-
-class MediaSigner(ExpiringSigner):
-    """Signs `(storage key, expiry)` pairs for media links."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__(secrets, salt="photobot.media")
 
 
 class LocalStorage:

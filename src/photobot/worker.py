@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from photobot import metrics
 from photobot.jobs.dispatcher import Dispatcher
-from photobot.jobs.wiring import Providers
+from photobot.jobs.retention import run_retention
 from photobot.notify import Notifier
-from photobot.pages.retention import run_retention
+from photobot.providers.assembly import Providers
 from photobot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,14 @@ class Worker:
     @classmethod
     @asynccontextmanager
     async def running(cls, runtime: Runtime, providers: Providers, *, grace_s: float = 10.0) -> AsyncIterator[Worker]:
-        notify_wake = asyncio.Event()
         stop = asyncio.Event()
-        dispatcher = Dispatcher(runtime, providers, notify_wake=notify_wake)
+        dispatcher = Dispatcher(runtime, providers)
         notifier = Notifier(runtime.db, runtime.settings, runtime.storage, on_result=metrics.notification_result)
         tasks = [
             asyncio.create_task(dispatcher.run_forever(), name="dispatcher"),
-            asyncio.create_task(notifier.run_forever(stop, notify_wake), name="notifier"),
+            asyncio.create_task(notifier.run_forever(stop, runtime.bus.notify_event), name="notifier"),
             asyncio.create_task(run_retention(runtime, stop), name="retention"),
         ]
-        for extra in runtime.extras.get("periodic", []):
-            tasks.append(asyncio.create_task(extra(stop), name=getattr(extra, "__name__", "periodic")))
         stop_exporter = metrics.start_exporter(runtime.settings.worker_metrics_port)
         try:
             yield cls(dispatcher, notifier, providers)

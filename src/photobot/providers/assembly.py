@@ -1,10 +1,13 @@
-"""The provider side of the engine, built once per process: adapters, key pools, rate limiters, result fetching.
+"""The provider side of a process, built once: adapters, key pools, rate limiters, submitters, result fetching.
 
 `Providers.open(runtime)` builds, for kie (which the simulator impersonates) and fal, the adapter, its key pool
 (env keys synced in) and a `Submitter`; plus where results may be downloaded from. When the configured
 provider is the simulator and no kie.ai address was set, a simulator is started in this process on a free
 loopback port, and the result fetcher is allowed to reach exactly that address (everything else private
 stays refused).
+
+The factories below (`build_provider`, `build_key_pool`, `build_rate_limiter`) are what `open` uses; tests call
+them directly. `slot_name` is the one place that knows the simulator speaks kie.ai's API.
 """
 
 from __future__ import annotations
@@ -16,21 +19,25 @@ import logging
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from photobot.jobs.callback_tokens import CallbackTokens
+import httpx
+
+from photobot.db import Database
 from photobot.net.addresses import AddressPolicy
 from photobot.net.fetcher import SafeFetcher
 from photobot.providers.base import Provider
 from photobot.providers.fal import FalProvider
 from photobot.providers.keypool import KeyPool
 from photobot.providers.kie import KieProvider
-from photobot.providers.registry import build_key_pool, build_rate_limiter, sync_env_keys
+from photobot.providers.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from photobot.providers.signatures import JwksCache
 from photobot.providers.submit import Submitter
 from photobot.runtime import Runtime
 from photobot.settings import ProviderName, Settings
+from photobot.signing import CallbackTokens
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +59,9 @@ class Providers:
     slots: dict[str, ProviderSlot]
     tokens: CallbackTokens
     result_fetcher: SafeFetcher
-    simulator_url: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
     def get(self, name: str) -> ProviderSlot:
-        return self.slots["fal" if name == "fal" else "kie"]
+        return self.slots[slot_name(name)]
 
     @classmethod
     @asynccontextmanager
@@ -76,14 +81,14 @@ class Providers:
                 simulator_url = kie_base  # a standalone simulator (`photobot simulator`) elsewhere
 
             limiter = build_rate_limiter(settings, runtime.redis)
-            kie = KieProvider(runtime.http, settings, base_url=kie_base, upload_base_url=kie_upload)
+            kie = build_provider(settings, runtime.http, name="kie", kie_base_url=kie_base, kie_upload_url=kie_upload)
             kie_pool = build_key_pool(runtime.db, settings, name="kie")
             kie_hosts = list(settings.kie_result_hosts)
             if simulator_url:
                 kie_hosts.append(urlsplit(simulator_url).netloc)
 
             jwks = JwksCache(runtime.http, settings.fal_jwks_url)
-            fal = FalProvider(runtime.http, settings, jwks=jwks)
+            fal = build_provider(settings, runtime.http, name="fal", jwks=jwks)
             fal_pool = build_key_pool(runtime.db, settings, name="fal")
             if start_simulator:  # only processes that dispatch use keys
                 extra_kie = [SIMULATOR_KEY] if simulator_url and not settings.kie_api_keys else []
@@ -103,8 +108,67 @@ class Providers:
                 slots=slots,
                 tokens=CallbackTokens(settings.secret_keys()),
                 result_fetcher=result_fetcher,
-                simulator_url=simulator_url,
             )
+
+
+# --- factories ---------------------------------------------------------------------------------------------
+RATE_MARGIN = 0.05  # keep 5 % below the provider's window: clocks and proxies are not exact
+
+
+def slot_name(name: str | ProviderName) -> str:
+    """The adapter (and `provider_keys.provider` namespace) serving a provider name: the simulator speaks kie."""
+    return "fal" if str(name) == ProviderName.fal.value else "kie"
+
+
+def provider_for_style(settings: Settings, style_provider: str | None, style_model: str) -> tuple[str, str]:
+    """(provider, model) a job of this style uses: the style's provider or the configured one (the simulator
+    stands in for kie); a kie model sent to fal becomes the configured fal model."""
+    from photobot.providers.models import spec_for
+
+    provider = slot_name(style_provider or settings.resolved_provider.value)
+    model = style_model
+    if provider == "fal" and spec_for(model).provider != "fal":
+        model = settings.fal_model
+    return provider, model
+
+
+def build_provider(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    *,
+    name: str | ProviderName | None = None,
+    jwks: JwksCache | None = None,
+    kie_base_url: str | None = None,
+    kie_upload_url: str | None = None,
+) -> Provider:
+    if slot_name(name if name is not None else settings.resolved_provider) == "fal":
+        return FalProvider(client, settings, jwks=jwks)
+    return KieProvider(client, settings, base_url=kie_base_url, upload_base_url=kie_upload_url)
+
+
+def build_key_pool(database: Database, settings: Settings, *, name: str | ProviderName | None = None) -> KeyPool:
+    chosen = name if name is not None else settings.resolved_provider
+    return KeyPool(database, slot_name(chosen), cooldown_s=settings.kie_rate_window_s)
+
+
+async def sync_env_keys(pool: KeyPool, settings: Settings) -> int:
+    """Put the keys from the environment into the pool (idempotent; run at start)."""
+    if pool.provider == "fal":
+        secrets = [settings.fal_key.get_secret_value()] if settings.fal_key else []
+    else:
+        secrets = [s.get_secret_value() for s in settings.kie_api_keys]
+    return await pool.sync_env_keys(secrets)
+
+
+def build_rate_limiter(
+    settings: Settings, redis: Any | None = None, *, prefix: str = "photobot:ratelimit:"
+) -> MemoryRateLimiter:
+    """createTask slots per key: in Redis when there is one (shared by every worker), else in memory."""
+    window = settings.kie_rate_window_s * (1 + RATE_MARGIN)
+    if redis is None:
+        return MemoryRateLimiter(settings.kie_rate_limit, window)
+    timeout = max(settings.redis_timeout_s, 0.25)
+    return RedisRateLimiter(redis, settings.kie_rate_limit, window, prefix=prefix, timeout_s=timeout)
 
 
 async def _sync_keys(settings: Settings, kie: KeyPool, fal: KeyPool, extra_kie: list[str]) -> bool:

@@ -19,6 +19,8 @@ from limits import RateLimitItem, parse
 from slowapi import Limiter
 from starlette.requests import Request
 
+from photobot.problems import Problem
+
 log = logging.getLogger(__name__)
 
 RETRY_BACKEND_S = 10.0
@@ -74,6 +76,15 @@ class RequestLimiter:
     async def hit(self, limit: str, scope: str, key: str) -> RateDecision:
         """Count one hit of `key` in `scope` against `limit` (slowapi syntax, e.g. "60/minute")."""
         return await asyncio.to_thread(self._hit, self._item(limit), scope, key)
+
+
+async def enforce(limiter: RequestLimiter, limit: str, scope: str, key: str, detail: str) -> None:
+    """Count one hit; over the limit, the one 429 every route answers (problem+json with Retry-After)."""
+    decision = await limiter.hit(limit, scope, key)
+    if not decision.allowed:
+        raise Problem(
+            429, "rate_limited", "Too many requests", detail, headers={"Retry-After": str(decision.retry_after_s)}
+        )
 
 
 def client_address(request: Request) -> str:

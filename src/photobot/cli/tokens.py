@@ -1,4 +1,4 @@
-"""`photobot keys …` (provider API key pool) and `photobot tokens …` (client tokens)."""
+"""`photobot tokens …`: client tokens for kiosks (event), trusted backends (app) and operators (admin)."""
 
 from __future__ import annotations
 
@@ -7,39 +7,6 @@ import click
 from photobot.cli.common import emit, json_option, run_async, session_scope, settings_from_env
 from photobot.services import Invalid, public_view
 from photobot.services import access as svc
-
-
-@click.group("keys", help="Provider API keys (never printed beyond their last 4 characters).")
-def keys() -> None:
-    pass
-
-
-@keys.command("add")
-@click.option("--provider", type=click.Choice(["kie", "fal"]), required=True)
-@click.argument("secret")
-@click.option("--label", default=None)
-@json_option
-@run_async
-async def add_key(provider: str, secret: str, label: str | None, as_json: bool) -> None:
-    async with session_scope(settings_from_env()) as session:
-        emit(public_view(await svc.add_key(session, provider, secret, label)), as_json)
-
-
-@keys.command("list")
-@json_option
-@run_async
-async def list_keys(as_json: bool) -> None:
-    async with session_scope(settings_from_env()) as session:
-        emit([public_view(k) for k in await svc.list_keys(session)], as_json)
-
-
-@keys.command("disable")
-@click.argument("key_id", type=int)
-@json_option
-@run_async
-async def disable_key(key_id: int, as_json: bool) -> None:
-    async with session_scope(settings_from_env()) as session:
-        emit(public_view(await svc.disable_key(session, key_id)), as_json)
 
 
 @click.group("tokens", help="Client tokens: event (a kiosk), app (a trusted backend) or admin.")

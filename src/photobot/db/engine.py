@@ -7,7 +7,8 @@ failing. PostgreSQL runs the same code; the dispatcher adds `FOR UPDATE SKIP LOC
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+log = logging.getLogger(__name__)
+_ON_COMMIT = "photobot.on_commit"
 
 
 class Database:
@@ -76,3 +81,30 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
     @sa.event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def on_commit(session: AsyncSession, action: Callable[[], None]) -> None:
+    """Run `action` right after `session`'s transaction commits; never when it rolls back.
+
+    This is how a state change owns its side effects (waking a dispatcher, telling live pages) even when it runs
+    inside a caller's transaction: the effect waits for the commit that makes the change visible, and a
+    rolled-back change has none. Actions must be quick and must not block (schedule I/O, don't await it).
+    """
+    session.sync_session.info.setdefault(_ON_COMMIT, []).append(action)
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _run_on_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint was released: the transaction has not committed yet
+        return
+    for action in session.info.pop(_ON_COMMIT, []):
+        try:
+            action()
+        except Exception:  # an effect must never undo or fail a committed change
+            log.exception("after-commit action failed")
+
+
+@sa.event.listens_for(Session, "after_soft_rollback")
+def _drop_on_rollback(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:  # the outermost transaction: its effects will never happen
+        session.info.pop(_ON_COMMIT, None)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 
 def utcnow() -> datetime:
@@ -77,13 +78,23 @@ class JobState(StrEnum):
     @property
     def public(self) -> str:
         """The status clients see (seed 001): pending, processing, completed, failed."""
-        if self in (JobState.submitting, JobState.waiting, JobState.finishing):
-            return "processing"
-        return self.value
+        return "processing" if self in PROCESSING else self.value
 
     @property
     def final(self) -> bool:
-        return self in (JobState.completed, JobState.failed)
+        return self in FINAL
+
+
+PROCESSING = frozenset({JobState.submitting, JobState.waiting, JobState.finishing})
+"""The states clients see as `processing`."""
+IN_FLIGHT = frozenset({JobState.pending, *PROCESSING})
+"""The states the dispatcher moves a job out of; every other state is final."""
+FINAL = frozenset({JobState.completed, JobState.failed})
+
+
+def state_values(states: Iterable[JobState]) -> list[str]:
+    """Column values for `Job.state.in_(…)`, in a stable order."""
+    return sorted(JobState(s).value for s in states)
 
 
 class TokenScope(StrEnum):
@@ -246,6 +257,25 @@ class Job(SQLModel, table=True):
     @property
     def job_state(self) -> JobState:
         return JobState(self.state)
+
+
+def due_clause(now: datetime, *, unleased: bool = True) -> sa.ColumnElement[bool]:
+    """The one definition of a due job: what the dispatcher claims and what backlog and readiness count.
+
+    A job is due when it is in flight, its `next_attempt_at` has passed — or its deadline has, outside `finishing`
+    (the photo exists there: finish does not expire, and its retries keep their backoff) — and, with `unleased`,
+    nobody holds a live lease on it.
+    """
+    clause = sa.and_(
+        col(Job.state).in_(state_values(IN_FLIGHT)),
+        sa.or_(
+            col(Job.next_attempt_at) <= now,
+            sa.and_(col(Job.deadline_at) <= now, col(Job.state) != JobState.finishing.value),
+        ),
+    )
+    if unleased:
+        clause = sa.and_(clause, sa.or_(col(Job.lease_until).is_(None), col(Job.lease_until) < now))
+    return clause
 
 
 class JobTransition(SQLModel, table=True):

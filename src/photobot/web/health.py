@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from photobot.problems import Problem, problem_response
 from photobot.runtime import Runtime
+from photobot.web.metrics import backlog_check
 
 CHECK_TIMEOUT_S = 2.0
 
@@ -47,8 +48,7 @@ async def readiness(runtime: Runtime) -> dict[str, str]:
         checks.append(("redis", runtime.redis.ping))
     results = await asyncio.gather(*(_check(name, probe) for name, probe in checks))
     report = {name: (error or "ok") for name, error in results}
-    for name, probe in runtime.extras.get("readiness_checks", {}).items():
-        report[name] = await probe()
+    report["backlog"] = await backlog_check(runtime.db, runtime.settings.ready_max_backlog_s)
     if runtime.draining:
         report["process"] = "draining"
     return report
@@ -68,15 +68,6 @@ async def readyz(request: Request) -> Response:
         )
         return problem_response(problem, instance=request.url.path)
     return JSONResponse({"status": "ready", "checks": report})
-
-
-def install(runtime: Runtime) -> None:
-    """Add the operational readiness checks (due-job backlog age) and, with `PHOTOBOT_DRAIN_S`, the drain hook."""
-    from photobot.metrics import backlog_check
-
-    checks = runtime.extras.setdefault("readiness_checks", {})
-    checks.setdefault("backlog", backlog_check(runtime.db, runtime.settings.ready_max_backlog_s))
-    drain_on_signal(runtime, runtime.settings.drain_s)
 
 
 def drain_on_signal(

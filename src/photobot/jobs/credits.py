@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot import metrics
-from photobot.models import CreditLedger, Event, Job, LedgerReason, User
+from photobot.db.models import CreditLedger, Event, Job, LedgerReason, User
 
 
 class NoCredits(Exception):

@@ -21,17 +21,16 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from photobot.models import Job, JobState, utcnow
-from photobot.pages.thumbs import thumb_key
+from photobot.db.models import FINAL, Job, state_values, utcnow
 from photobot.runtime import Runtime
 from photobot.storage.base import ObjectNotFound
+from photobot.storage.keys import RETENTION_CURSOR, thumb_key
 
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 300.0
 BATCH = 200
-CURSOR_KEY = "retention/inputs.cursor"
-FINAL = (JobState.completed.value, JobState.failed.value)
+FINAL_VALUES = state_values(FINAL)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -43,7 +42,7 @@ class PurgeReport:
 
 def result_expiry(runtime: Runtime, job: Job) -> datetime | None:
     """When the job's page and photo expire (None while the job is in flight)."""
-    if job.completed_at is None or job.state not in FINAL:
+    if job.completed_at is None or job.state not in FINAL_VALUES:
         return None
     return job.completed_at + timedelta(days=runtime.settings.result_ttl_days)
 
@@ -59,7 +58,7 @@ async def _read_cursor(runtime: Runtime) -> datetime:
     """Where the last pass stopped; the epoch on the first pass. A store that is down raises (skip this pass)."""
     chunks = []
     try:
-        async for chunk in runtime.storage.iter_chunks(CURSOR_KEY):
+        async for chunk in runtime.storage.iter_chunks(RETENTION_CURSOR):
             chunks.append(chunk)
         value = datetime.fromisoformat(b"".join(chunks).decode().strip())
     except (ObjectNotFound, ValueError, UnicodeDecodeError):
@@ -68,7 +67,7 @@ async def _read_cursor(runtime: Runtime) -> datetime:
 
 
 async def _write_cursor(runtime: Runtime, value: datetime) -> None:
-    await runtime.storage.put_bytes(CURSOR_KEY, value.isoformat().encode(), "text/plain")
+    await runtime.storage.put_bytes(RETENTION_CURSOR, value.isoformat().encode(), "text/plain")
 
 
 async def _delete(runtime: Runtime, key: str | None) -> None:
@@ -94,7 +93,7 @@ async def purge_inputs(runtime: Runtime, now: datetime) -> int:
             break
         blocked, start = False, cursor
         for _job_id, state, input_key, created_at in rows:
-            if state not in FINAL:
+            if state not in FINAL_VALUES:
                 blocked = True  # still in flight: its input is needed; resume here next time
                 break
             await _delete(runtime, input_key)
@@ -116,7 +115,7 @@ async def purge_results(runtime: Runtime, now: datetime) -> int:
                 (
                     await session.execute(
                         sa.select(Job)
-                        .where(Job.purged_at.is_(None), Job.state.in_(FINAL), Job.completed_at < cutoff)
+                        .where(Job.purged_at.is_(None), Job.state.in_(FINAL_VALUES), Job.completed_at < cutoff)
                         .order_by(Job.completed_at)
                         .limit(BATCH)
                     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from photobot.db import Database
-from photobot.models import CreditLedger, Event, Job, JobState, Notification, User
+from photobot.db.models import CreditLedger, Event, Job, JobState, Notification, User
 
 
 async def audit(db: Database) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from photobot.models import ClientToken, Job, TokenScope
+from photobot.db.models import ClientToken, Job, TokenScope
 from photobot.problems import Problem, forbidden, unauthorized
 from photobot.runtime import Runtime
 from photobot.services.access import authenticate

@@ -1,0 +1,141 @@
+"""Applying what a provider says about a task to its job: a verified callback, or a status the reconciler polled.
+
+Both are the same decision — success moves the job to `finishing` with the result URLs (the finish step confirms
+and downloads), failure ends it through `outcomes.fail` — so both go through `apply_report`. A callback adds its
+own bookkeeping first: it is recorded once per (provider, task, outcome), so duplicates change nothing, and a task
+id that belongs to another job is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from photobot.bus import Bus
+from photobot.db import on_commit
+from photobot.db.models import Job, JobState, WebhookEvent, utcnow
+from photobot.db.upsert import insert_ignore
+from photobot.jobs import outcomes
+from photobot.jobs.states import transition
+from photobot.providers.base import CallbackEvent, TaskStatus
+from photobot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CallbackOutcome = Literal["accepted", "duplicate", "late", "unknown", "ignored"]
+STORED_PAYLOAD_KEYS = (
+    "taskId", "task_id", "request_id", "state", "status", "failCode", "failMsg", "code", "msg", "model",
+)  # fmt: skip
+
+
+class ForeignTask(Exception):
+    """The callback names a task that belongs to another job: somebody is mixing tokens and tasks up."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What a provider said about a task, from a callback or a status poll."""
+
+    task_id: str
+    outcome: Literal["success", "fail"]
+    result_urls: tuple[str, ...] = ()
+    fail_code: str | None = None
+    fail_message: str | None = None
+    needs_fetch: bool = False
+
+    @classmethod
+    def of_callback(cls, event: CallbackEvent) -> Report:
+        return cls(event.task_id, event.outcome, event.result_urls, event.fail_code, event.fail_message,
+                   event.needs_fetch)  # fmt: skip
+
+    @classmethod
+    def of_status(cls, task_id: str, status: TaskStatus) -> Report:
+        assert status.state in ("success", "fail")
+        outcome: Literal["success", "fail"] = "success" if status.state == "success" else "fail"
+        return cls(task_id, outcome, status.result_urls, status.fail_code, status.fail_message)
+
+
+async def apply_report(
+    session: AsyncSession,
+    bus: Bus,
+    settings: Settings,
+    job: Job,
+    report: Report,
+    from_states: Iterable[JobState],
+    *,
+    note: str | None = None,
+    callback: bool = False,
+) -> bool:
+    """Success → `finishing` (and wake a dispatcher); failure → `failed`. False when the job was not in
+    `from_states`."""
+    now = utcnow()
+    if report.outcome == "fail":
+        message = report.fail_message or "The provider could not make the photo."
+        code = outcomes.provider_fail_code(report.fail_code)
+        return await outcomes.fail(session, bus, settings, job.id, code, message, from_states=from_states) is not None
+    meta = dict(job.provider_meta)
+    if report.needs_fetch:
+        meta["needs_fetch"] = True  # take the URL from the provider's status next time, not from the report
+    received = {"provider_task_id": job.provider_task_id or report.task_id, "callback_at": now} if callback else {}
+    moved = await transition(
+        session, job.id, from_states, JobState.finishing, note=note, next_attempt_at=now,
+        result_urls=list(report.result_urls), provider_meta=meta, attempts=0, **received,
+    )  # fmt: skip
+    if moved is None:
+        return False
+    on_commit(session, bus.wake_dispatchers)  # the finish step is due now (live pages still say "processing")
+    return True
+
+
+async def apply_callback(
+    session: AsyncSession, bus: Bus, settings: Settings, provider: str, job_id: str, event: CallbackEvent
+) -> CallbackOutcome:
+    """Apply a verified callback in the caller's transaction; returns what happened (for logs and metrics).
+
+    Raises ForeignTask when the task belongs to another job of ours.
+    """
+    job = await session.get(Job, job_id)
+    if job is None:
+        return "unknown"
+    other = (
+        await session.execute(
+            sa.select(col(Job.id)).where(
+                col(Job.provider) == job.provider, col(Job.provider_task_id) == event.task_id, col(Job.id) != job_id
+            )
+        )
+    ).first()
+    if other is not None:
+        raise ForeignTask()
+    if job.provider_task_id and job.provider_task_id != event.task_id:
+        # A task no job of ours tracks, e.g. from an earlier submit attempt of this job whose answer was lost:
+        # answer 200 so the provider stops retrying, and change nothing.
+        return "unknown"
+    row = {
+        "provider": provider, "task_id": event.task_id, "outcome": event.outcome, "job_id": job_id,
+        "received_at": utcnow(), "payload": _stored_payload(event.raw),
+    }  # fmt: skip
+    if not await insert_ignore(session, WebhookEvent, [row], ["provider", "task_id", "outcome"]):
+        return "duplicate"
+    if JobState(job.state).final:
+        return "late"
+    if event.outcome == "fail" and not job.provider_task_id:
+        job.provider_task_id = event.task_id  # keep the bookkeeping of a failure that beat createTask's answer
+        job.callback_at = utcnow()
+        await session.flush()
+    applied = await apply_report(
+        session, bus, settings, job, Report.of_callback(event), [JobState.submitting, JobState.waiting], callback=True
+    )
+    return "accepted" if applied else "ignored"
+
+
+def _stored_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """Keep the stored payload small and free of anything secret-looking (it is for operators' eyes)."""
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else payload
+    assert isinstance(data, dict)
+    return {k: data[k] for k in STORED_PAYLOAD_KEYS if k in data}

@@ -1,0 +1,111 @@
+"""How a job ends — completed or failed — with every effect that goes with it, whoever ends it.
+
+The dispatcher (finish, expire, a fatal provider error), a failure callback, the admin API and the CLI all end jobs
+through these two functions, so the effects can never differ by caller:
+
+- in the caller's transaction: the conditional transition (only one caller can win), the credit (settle on
+  completion, release on failure), the notification rows and, for event jobs, the credit alerts;
+- once that transaction commits (`db.on_commit`): live pages and gallery walls hear of it and notifiers wake, in
+  every process (`Bus`).
+
+`job_changed` is the same "tell live pages" for the in-flight moves (submitted, finishing).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from photobot.bus import Bus
+from photobot.db import on_commit
+from photobot.db.models import FINAL, IN_FLIGHT, Event, Job, JobState, utcnow
+from photobot.jobs import credits
+from photobot.jobs.states import transition
+from photobot.notify import check_credit_alerts, plan_notifications
+from photobot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GENERIC_FAILURES = (None, "", "500", "501")
+
+
+def provider_fail_code(fail_code: str | None) -> str:
+    """Our error code for a provider's failure code: generic failures share one code, others keep theirs."""
+    if fail_code in GENERIC_FAILURES:
+        return "provider_generation_failed"
+    return f"provider_failed_{fail_code}"[:64]
+
+
+def job_changed(session: AsyncSession, bus: Bus, job: Job, state: JobState) -> None:
+    """After this transaction commits, tell live pages (and, for a completion, the event's walls)."""
+    on_commit(session, lambda: bus.job_changed(job.id, job.public_id, state.public, job.event_id))
+
+
+async def complete(
+    session: AsyncSession, bus: Bus, settings: Settings, job_id: str, *, result_key: str, content_type: str
+) -> Job | None:
+    """`finishing → completed`: settle the credit, queue the guest's notifications; None if another caller won."""
+    won = await transition(
+        session, job_id, [JobState.finishing], JobState.completed,
+        result_key=result_key, result_content_type=content_type, completed_at=utcnow(),
+        error_code=None, error_message=None, lease_owner=None, lease_until=None,
+    )  # fmt: skip
+    if won is None:
+        return None
+    job = await _reload(session, job_id)
+    await credits.settle(session, job)
+    event = await session.get(Event, job.event_id) if job.event_id is not None else None
+    await plan_notifications(session, job, event, settings, "ready")
+    if event is not None:
+        await check_credit_alerts(session, event)
+    _ended(session, bus, job, JobState.completed)
+    return job
+
+
+async def fail(
+    session: AsyncSession,
+    bus: Bus,
+    settings: Settings,
+    job_id: str,
+    code: str,
+    message: str,
+    *,
+    from_states: Iterable[JobState] = IN_FLIGHT,
+) -> Job | None:
+    """`… → failed`: release the credit, queue the apology (when the event wants one); None if not in `from_states`."""
+    won = await transition(
+        session, job_id, from_states, JobState.failed,
+        error_code=code[:64], error_message=message[:1000], completed_at=utcnow(),
+        lease_owner=None, lease_until=None,
+    )  # fmt: skip
+    if won is None:
+        return None
+    job = await _reload(session, job_id)
+    await credits.release(session, job)
+    event = await session.get(Event, job.event_id) if job.event_id is not None else None
+    await plan_notifications(session, job, event, settings, "failed")
+    _ended(session, bus, job, JobState.failed)
+    return job
+
+
+async def expire(session: AsyncSession, bus: Bus, settings: Settings, job_id: str) -> Job | None:
+    """The deadline passed before a result arrived (`finishing` never expires: the photo exists)."""
+    return await fail(
+        session, bus, settings, job_id, "timeout", "The photo was not ready in time.",
+        from_states=IN_FLIGHT - {JobState.finishing},
+    )  # fmt: skip
+
+
+def _ended(session: AsyncSession, bus: Bus, job: Job, state: JobState) -> None:
+    assert state in FINAL
+    log.info("job %s", state.value, extra={"job_id": job.id, "code": job.error_code})
+    job_changed(session, bus, job, state)
+    on_commit(session, bus.wake_notifiers)
+
+
+async def _reload(session: AsyncSession, job_id: str) -> Job:
+    job = await session.get(Job, job_id, populate_existing=True)
+    assert job is not None
+    return job

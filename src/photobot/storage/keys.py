@@ -1,0 +1,32 @@
+"""The names of stored objects, in one place: every writer and every cleaner (retention, retry) agree on them.
+
+Keys are deterministic per job, so a step that runs twice overwrites instead of leaving a second copy behind.
+"""
+
+from __future__ import annotations
+
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+RETENTION_CURSOR = "retention/inputs.cursor"
+
+
+def extension_for(content_type: str) -> str:
+    return EXTENSIONS.get(content_type, "bin")
+
+
+def input_key(job_id: str, extension: str) -> str:
+    """The guest's photo as accepted (deleted by retention after `PHOTOBOT_INPUT_TTL_HOURS`)."""
+    return f"inputs/{job_id}.{extension}"
+
+
+def result_key(job_id: str, content_type: str) -> str:
+    """The provider's result, as verified and stored by the finish step."""
+    return f"results/{job_id}.{extension_for(content_type)}"
+
+
+def thumb_key(job_id: str) -> str:
+    """The gallery thumbnail, made once from the result."""
+    return f"thumbs/{job_id}.jpg"
+
+
+def extension_of(key: str, default: str = "jpg") -> str:
+    return key.rsplit(".", 1)[-1] if "." in key.rsplit("/", 1)[-1] else default
