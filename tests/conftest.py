@@ -34,9 +34,11 @@ from photobot.settings import Settings, load_settings
 from tests.support.servers import free_port
 
 PG_ADMIN_DSN = os.environ.get("PHOTOBOT_TEST_PG_DSN", "postgresql://127.0.0.1:5432/test")
-# One Redis database per pytest-xdist worker (gw0 → 15, gw1 → 13, …; 14 belongs to the benchmarks).
+# One Redis database per pytest-xdist worker (gw0 → 15, gw1 → 13, …; 14 belongs to the benchmarks), on the server
+# PHOTOBOT_TEST_REDIS_SERVER names (two checkouts testing at once each use their own server).
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-REDIS_TEST_URL = os.environ.get("PHOTOBOT_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{max(0, 15 - 2 * _WORKER)}")
+_REDIS_SERVER = os.environ.get("PHOTOBOT_TEST_REDIS_SERVER", "redis://127.0.0.1:6379").rstrip("/")
+REDIS_TEST_URL = os.environ.get("PHOTOBOT_TEST_REDIS_URL", f"{_REDIS_SERVER}/{max(0, 15 - 2 * _WORKER)}")
 
 
 def pg_url_for(dbname: str) -> str:
