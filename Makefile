@@ -32,9 +32,10 @@ services:  ## start PostgreSQL and Redis when installed but stopped
 browser:  ## Debian chromium for the browser tests (installed when missing)
 	bash scripts/ensure-browser.sh
 
-lint: install-dev
+lint: install-dev  ## ruff, and mypy --strict on src/ (see [tool.mypy] in pyproject.toml)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 
 test: install-dev services browser lint  ## the whole suite
 	bash scripts/run-tests.sh

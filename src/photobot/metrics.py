@@ -147,7 +147,7 @@ def process_registry() -> CollectorRegistry:
     if multiprocess_dir():
         from prometheus_client import multiprocess
 
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped upstream
     else:
         registry.register(_Forward())
     return registry

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -187,10 +187,10 @@ class SettingsError(Exception):
     """A configuration value is wrong; the message names the variable in one line."""
 
 
-def load_settings(*, env_file: str | None = ".env", **overrides: object) -> Settings:
+def load_settings(*, env_file: str | None = ".env", **overrides: Any) -> Settings:
     """Build settings from the environment (and `env_file`), turning validation errors into one line."""
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = "_".join(str(p) for p in first["loc"]).upper()

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from photobot.admin import schemas as s
+import photobot.admin.schemas as s
 from photobot.admin.common import AUTH_ERRORS, PREFIX, P, admin, body, render, run
 from photobot.services import styles
 from photobot.web.openapi import operation

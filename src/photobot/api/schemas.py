@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from photobot.db.models import PublicStatus
 
 
 class JobFields(BaseModel):
@@ -60,7 +61,7 @@ class JobView(BaseModel):
     """A job as clients see it."""
 
     id: str
-    status: Literal["pending", "processing", "completed", "failed"]
+    status: PublicStatus
     style: str
     status_url: str
     page_url: str

@@ -43,7 +43,7 @@ async def read_json(request: Request, max_image_bytes: int) -> dict[str, Any]:
     body = bytearray()
     async for chunk in iter_body(request, limit, too_large=lambda: ImageTooLarge(limit)):
         body.extend(chunk)
-    data = parse_json(body)
+    data = parse_json(bytes(body))
     if not isinstance(data, dict):
         raise Problem(422, "validation_error", "Invalid request", "The body must be a JSON object.")
     return data

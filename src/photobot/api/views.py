@@ -27,7 +27,7 @@ async def job_view(runtime: Runtime, job: Job) -> JobView:
         error = JobError(code=job.error_code or "failed", message=job.error_message or "The photo could not be made.")
     return JobView(
         id=job.id,
-        status=JobState(job.state).public,  # type: ignore[arg-type]
+        status=job.job_state.public,
         style=job.style_id,
         result_url=await result_url(runtime, job),
         error=error,

@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 from redis.asyncio import Redis
@@ -34,7 +34,7 @@ def settings_from_env() -> Settings:
         fail(str(exc), code=2)
 
 
-def fail(message: str, code: int = 1) -> Any:
+def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -75,17 +75,21 @@ def run_async(func: Callable[P, Awaitable[T]]) -> Callable[P, T]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return asyncio.run(func(*args, **kwargs))  # type: ignore[arg-type]
+            return asyncio.run(_coroutine(func(*args, **kwargs)))
         except (Invalid, NotFound) as exc:
-            return fail(str(exc))
+            fail(str(exc))
         except SettingsError as exc:
-            return fail(str(exc), code=2)
+            fail(str(exc), code=2)
         except OSError as exc:
-            return fail(f"cannot reach a store: {exc.__class__.__name__}: {exc.strerror or exc}")
+            fail(f"cannot reach a store: {exc.__class__.__name__}: {exc.strerror or exc}")
         except SQLAlchemyError as exc:
-            return fail(database_error(exc))
+            fail(database_error(exc))
 
     return wrapper
+
+
+async def _coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable
 
 
 def database_error(exc: SQLAlchemyError) -> str:

@@ -30,7 +30,9 @@ TOP = {
 
 def _load(target: str) -> click.Command:
     module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    command = getattr(importlib.import_module(module), attr)
+    assert isinstance(command, click.Command), target
+    return command
 
 
 class LazyGroup(click.Group):

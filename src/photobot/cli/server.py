@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -72,12 +73,12 @@ def bootstrap(as_json: bool) -> None:
         click.echo(f"\nThen follow the job: {settings.public_base_url}/v1/jobs/<id> (same token).\n")
 
 
-async def _bootstrap(var_dir: Path) -> dict:
+async def _bootstrap(var_dir: Path) -> dict[str, Any]:
     settings = settings_from_env()
     marker = var_dir / "demo-token.txt"
     async with session_scope(settings) as session:
         loaded = await styles.load_default_catalogue(session)
-        result: dict = {"styles_loaded": len(loaded)}
+        result: dict[str, Any] = {"styles_loaded": len(loaded)}
         if marker.exists():
             result["token"] = marker.read_text().strip()
             result["event_id"], result["credits"] = None, None

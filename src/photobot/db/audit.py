@@ -10,6 +10,7 @@ Returns a list of human-readable violations (empty when everything holds):
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from photobot.db import Database
 from photobot.db.models import CreditLedger, Event, Job, JobState, Notification, User
@@ -18,11 +19,11 @@ from photobot.db.models import CreditLedger, Event, Job, JobState, Notification,
 async def audit(db: Database) -> list[str]:
     problems: list[str] = []
     async with db.session() as session:
-        for model, column in ((Event, CreditLedger.event_id), (User, CreditLedger.user_id)):
+        for model, column in ((Event, col(CreditLedger.event_id)), (User, col(CreditLedger.user_id))):
             sums = dict(
                 (
                     await session.execute(
-                        sa.select(column, sa.func.coalesce(sa.func.sum(CreditLedger.delta), 0))
+                        sa.select(column, sa.func.coalesce(sa.func.sum(col(CreditLedger.delta)), 0))
                         .where(column.is_not(None))
                         .group_by(column)
                     )
@@ -39,15 +40,15 @@ async def audit(db: Database) -> list[str]:
 
         reasons = (
             await session.execute(
-                sa.select(CreditLedger.job_id, CreditLedger.reason, sa.func.count())
-                .where(CreditLedger.job_id.is_not(None))
-                .group_by(CreditLedger.job_id, CreditLedger.reason)
+                sa.select(col(CreditLedger.job_id), col(CreditLedger.reason), sa.func.count())
+                .where(col(CreditLedger.job_id).is_not(None))
+                .group_by(col(CreditLedger.job_id), col(CreditLedger.reason))
             )
         ).all()
         by_job: dict[str, dict[str, int]] = {}
         for job_id, reason, count in reasons:
             by_job.setdefault(job_id, {})[reason] = count
-        jobs = (await session.execute(sa.select(Job.id, Job.state, Job.result_key, Job.cost))).all()
+        jobs = (await session.execute(sa.select(col(Job.id), col(Job.state), col(Job.result_key), col(Job.cost)))).all()
         for job_id, state, result_key, cost in jobs:
             rows = by_job.get(job_id, {})
             if cost > 0 and rows.get("reserve", 0) != 1:
@@ -64,8 +65,8 @@ async def audit(db: Database) -> list[str]:
 
         dupes = (
             await session.execute(
-                sa.select(Notification.job_id, Notification.channel, sa.func.count())
-                .group_by(Notification.job_id, Notification.channel)
+                sa.select(col(Notification.job_id), col(Notification.channel), sa.func.count())
+                .group_by(col(Notification.job_id), col(Notification.channel))
                 .having(sa.func.count() > 1)
             )
         ).all()

@@ -11,10 +11,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -81,6 +81,12 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
     @sa.event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def execute_dml(session: AsyncSession, statement: sa.Executable) -> int:
+    """Run an UPDATE or DELETE; returns how many rows it changed (what conditional updates decide on)."""
+    result = await session.execute(statement)
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 def on_commit(session: AsyncSession, action: Callable[[], None]) -> None:

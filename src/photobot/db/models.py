@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
@@ -76,15 +76,20 @@ class JobState(StrEnum):
     failed = "failed"
 
     @property
-    def public(self) -> str:
+    def public(self) -> PublicStatus:
         """The status clients see (seed 001): pending, processing, completed, failed."""
-        return "processing" if self in PROCESSING else self.value
+        return _PUBLIC[self]
 
     @property
     def final(self) -> bool:
         return self in FINAL
 
 
+PublicStatus = Literal["pending", "processing", "completed", "failed"]
+_PUBLIC: dict[JobState, PublicStatus] = {
+    JobState.pending: "pending", JobState.submitting: "processing", JobState.waiting: "processing",
+    JobState.finishing: "processing", JobState.completed: "completed", JobState.failed: "failed",
+}  # fmt: skip
 PROCESSING = frozenset({JobState.submitting, JobState.waiting, JobState.finishing})
 """The states clients see as `processing`."""
 IN_FLIGHT = frozenset({JobState.pending, *PROCESSING})
@@ -95,6 +100,10 @@ FINAL = frozenset({JobState.completed, JobState.failed})
 def state_values(states: Iterable[JobState]) -> list[str]:
     """Column values for `Job.state.in_(…)`, in a stable order."""
     return sorted(JobState(s).value for s in states)
+
+
+NotificationKind = Literal["ready", "failed"]
+"""What a guest notification says: the photo is ready, or (when the event wants it) that it failed."""
 
 
 class TokenScope(StrEnum):
@@ -257,6 +266,11 @@ class Job(SQLModel, table=True):
     @property
     def job_state(self) -> JobState:
         return JobState(self.state)
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The table of a model, typed (SQLModel declares `__table__` only at runtime)."""
+    return cast(sa.Table, sa.inspect(model).local_table)
 
 
 def due_clause(now: datetime, *, unleased: bool = True) -> sa.ColumnElement[bool]:

@@ -82,7 +82,9 @@ async def apply_report(
     meta = dict(job.provider_meta)
     if report.needs_fetch:
         meta["needs_fetch"] = True  # take the URL from the provider's status next time, not from the report
-    received = {"provider_task_id": job.provider_task_id or report.task_id, "callback_at": now} if callback else {}
+    received: dict[str, Any] = (
+        {"provider_task_id": job.provider_task_id or report.task_id, "callback_at": now} if callback else {}
+    )
     moved = await transition(
         session, job.id, from_states, JobState.finishing, note=note, next_attempt_at=now,
         result_urls=list(report.result_urls), provider_meta=meta, attempts=0, **received,

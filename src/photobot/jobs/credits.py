@@ -11,23 +11,40 @@ callers only reach settle/release through a conditional job-state update, so tha
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot import metrics
-from photobot.db.models import CreditLedger, Event, Job, LedgerReason, User
+from photobot.db.models import CreditLedger, Event, Job, LedgerReason, User, table_of
 
 
 class NoCredits(Exception):
     """The account cannot cover the cost."""
 
 
-def _account(job_or_owner: Job | tuple[int | None, int | None]) -> tuple[type[Event] | type[User], int, dict]:
+@dataclass(frozen=True, slots=True)
+class _Account:
+    """The account row that pays: an event (B2B) or a user (B2C), and the ledger columns naming it."""
+
+    table: sa.Table
+    kind: str  # "event" | "user"
+    id: int
+
+    def ledger(
+        self, delta: int, reason: LedgerReason, job_id: str | None = None, note: str | None = None
+    ) -> CreditLedger:
+        event_id, user_id = (self.id, None) if self.kind == "event" else (None, self.id)
+        return CreditLedger(delta=delta, reason=reason, job_id=job_id, note=note, event_id=event_id, user_id=user_id)
+
+
+def _account(job_or_owner: Job | tuple[int | None, int | None]) -> _Account:
     event_id, user_id = (job_or_owner.event_id, job_or_owner.user_id) if isinstance(job_or_owner, Job) else job_or_owner
     if event_id is not None:
-        return Event, event_id, {"event_id": event_id}
+        return _Account(table_of(Event), "event", event_id)
     assert user_id is not None
-    return User, user_id, {"user_id": user_id}
+    return _Account(table_of(User), "user", user_id)
 
 
 async def grant(
@@ -41,55 +58,58 @@ async def grant(
     """Add `amount` (> 0) credits; returns the new balance."""
     if amount <= 0:
         raise ValueError("amount must be positive")
-    model, account_id, owner = _account((event_id, user_id))
+    account = _account((event_id, user_id))
+    c = account.table.c
     result = await session.execute(
-        sa.update(model)
-        .where(model.id == account_id)
-        .values(credits=model.credits + amount, granted_total=model.granted_total + amount)
-        .returning(model.credits)
+        sa.update(account.table)
+        .where(c.id == account.id)
+        .values(credits=c.credits + amount, granted_total=c.granted_total + amount)
+        .returning(c.credits)
     )
     balance = result.scalar_one_or_none()
     if balance is None:
-        raise LookupError(f"{model.__tablename__[:-1]} {account_id} not found")
-    session.add(CreditLedger(delta=amount, reason=LedgerReason.grant, note=note, **owner))
-    metrics.credit_operation("grant", model.__tablename__[:-1], amount)
-    return balance
+        raise LookupError(f"{account.kind} {account.id} not found")
+    session.add(account.ledger(amount, LedgerReason.grant, note=note))
+    metrics.credit_operation("grant", account.kind, amount)
+    return int(balance)
 
 
 async def reserve(session: AsyncSession, job: Job) -> int:
     """Take `job.cost` from the owner's balance for this job, or raise NoCredits; returns the new balance."""
-    model, account_id, owner = _account(job)
+    account = _account(job)
     if job.cost == 0:
         return -1
+    c = account.table.c
     result = await session.execute(
-        sa.update(model)
-        .where(model.id == account_id, model.credits >= job.cost)
-        .values(credits=model.credits - job.cost)
-        .returning(model.credits)
+        sa.update(account.table)
+        .where(c.id == account.id, c.credits >= job.cost)
+        .values(credits=c.credits - job.cost)
+        .returning(c.credits)
     )
     balance = result.scalar_one_or_none()
     if balance is None:
-        metrics.credit_operation("reserve_refused", model.__tablename__[:-1])
+        metrics.credit_operation("reserve_refused", account.kind)
         raise NoCredits()
-    session.add(CreditLedger(delta=-job.cost, reason=LedgerReason.reserve, job_id=job.id, **owner))
-    metrics.credit_operation("reserve", model.__tablename__[:-1], job.cost)
-    return balance
+    session.add(account.ledger(-job.cost, LedgerReason.reserve, job.id))
+    metrics.credit_operation("reserve", account.kind, job.cost)
+    return int(balance)
 
 
 async def settle(session: AsyncSession, job: Job) -> None:
     """Mark the job's reservation as spent. Call only after moving the job to `completed`."""
     if job.cost == 0:
         return
-    _, _, owner = _account(job)
-    session.add(CreditLedger(delta=0, reason=LedgerReason.settle, job_id=job.id, **owner))
-    metrics.credit_operation("settle", "event" if job.event_id is not None else "user", job.cost)
+    account = _account(job)
+    session.add(account.ledger(0, LedgerReason.settle, job.id))
+    metrics.credit_operation("settle", account.kind, job.cost)
 
 
 async def release(session: AsyncSession, job: Job) -> None:
     """Give the job's reservation back. Call only after moving the job to `failed`."""
     if job.cost == 0:
         return
-    model, account_id, owner = _account(job)
-    await session.execute(sa.update(model).where(model.id == account_id).values(credits=model.credits + job.cost))
-    session.add(CreditLedger(delta=job.cost, reason=LedgerReason.release, job_id=job.id, **owner))
-    metrics.credit_operation("release", model.__tablename__[:-1], job.cost)
+    account = _account(job)
+    c = account.table.c
+    await session.execute(sa.update(account.table).where(c.id == account.id).values(credits=c.credits + job.cost))
+    session.add(account.ledger(job.cost, LedgerReason.release, job.id))
+    metrics.credit_operation("release", account.kind, job.cost)

@@ -23,7 +23,9 @@ import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
+from sqlmodel import col
 
+from photobot.db import execute_dml
 from photobot.db.models import Job, due_clause, utcnow
 from photobot.jobs.steps import Engine
 from photobot.providers.assembly import Providers
@@ -61,7 +63,7 @@ class Dispatcher:
             return []
         now = utcnow()
         due = due_clause(now)
-        query = sa.select(Job.id).where(due).order_by(Job.next_attempt_at).limit(limit)
+        query = sa.select(col(Job.id)).where(due).order_by(col(Job.next_attempt_at)).limit(limit)
         db = self.runtime.db
         if db.is_postgres:
             query = query.with_for_update(skip_locked=True)
@@ -71,11 +73,13 @@ class Dispatcher:
                 return []
             await session.execute(
                 sa.update(Job)
-                .where(Job.id.in_(ids), due)
+                .where(col(Job.id).in_(ids), due)
                 .values(lease_owner=self.worker_id, lease_until=now + timedelta(seconds=self.settings.lease_s))
             )
             owned = (
-                await session.execute(sa.select(Job.id).where(Job.id.in_(ids), Job.lease_owner == self.worker_id))
+                await session.execute(
+                    sa.select(col(Job.id)).where(col(Job.id).in_(ids), col(Job.lease_owner) == self.worker_id)
+                )
             ).scalars()
             return list(owned)
 
@@ -113,12 +117,12 @@ class Dispatcher:
         if not ids:
             return 0
         async with self.runtime.db.session() as session:
-            result = await session.execute(
+            return await execute_dml(
+                session,
                 sa.update(Job)
-                .where(Job.id.in_(ids), Job.lease_owner == self.worker_id)
-                .values(lease_until=utcnow() + timedelta(seconds=self.settings.lease_s))
+                .where(col(Job.id).in_(ids), col(Job.lease_owner) == self.worker_id)
+                .values(lease_until=utcnow() + timedelta(seconds=self.settings.lease_s)),
             )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def _renew_forever(self) -> None:
         """A step may outlast its lease (a slow download): renew every third of it while this worker lives,
@@ -173,6 +177,8 @@ class Dispatcher:
         with contextlib.suppress(Exception):
             async with self.runtime.db.session() as session:
                 await session.execute(
-                    sa.update(Job).where(Job.lease_owner == self.worker_id).values(lease_owner=None, lease_until=None)
+                    sa.update(Job)
+                    .where(col(Job.lease_owner) == self.worker_id)
+                    .values(lease_owner=None, lease_until=None)
                 )
         log.info("dispatcher stopped", extra={"worker_id": self.worker_id})

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlmodel import col
 
+from photobot.db import execute_dml
 from photobot.db.models import FINAL, Job, state_values, utcnow
 from photobot.runtime import Runtime
 from photobot.storage.base import ObjectNotFound
@@ -83,9 +85,9 @@ async def purge_inputs(runtime: Runtime, now: datetime) -> int:
         async with runtime.db.session() as session:
             rows = (
                 await session.execute(
-                    sa.select(Job.id, Job.state, Job.input_key, Job.created_at)
-                    .where(Job.created_at >= cursor, Job.created_at < cutoff)
-                    .order_by(Job.created_at, Job.id)
+                    sa.select(col(Job.id), col(Job.state), col(Job.input_key), col(Job.created_at))
+                    .where(col(Job.created_at) >= cursor, col(Job.created_at) < cutoff)
+                    .order_by(col(Job.created_at), col(Job.id))
                     .limit(BATCH)
                 )
             ).all()
@@ -115,8 +117,12 @@ async def purge_results(runtime: Runtime, now: datetime) -> int:
                 (
                     await session.execute(
                         sa.select(Job)
-                        .where(Job.purged_at.is_(None), Job.state.in_(FINAL_VALUES), Job.completed_at < cutoff)
-                        .order_by(Job.completed_at)
+                        .where(
+                            col(Job.purged_at).is_(None),
+                            col(Job.state).in_(FINAL_VALUES),
+                            col(Job.completed_at) < cutoff,
+                        )
+                        .order_by(col(Job.completed_at))
                         .limit(BATCH)
                     )
                 ).scalars()
@@ -125,10 +131,10 @@ async def purge_results(runtime: Runtime, now: datetime) -> int:
             for key in (job.result_key, thumb_key(job.id), job.input_key):
                 await _delete(runtime, key)
             async with runtime.db.session() as session:
-                result = await session.execute(
-                    sa.update(Job).where(Job.id == job.id, Job.purged_at.is_(None)).values(purged_at=now)
+                purged += await execute_dml(
+                    session,
+                    sa.update(Job).where(col(Job.id) == job.id, col(Job.purged_at).is_(None)).values(purged_at=now),
                 )
-            purged += result.rowcount or 0  # type: ignore[attr-defined]
         if len(jobs) < BATCH:
             break
     return purged

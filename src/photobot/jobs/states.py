@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot import metrics
+from photobot.db import execute_dml
 from photobot.db.models import Job, JobState, JobTransition, utcnow
 
 IN_FLIGHT = (JobState.pending, JobState.submitting, JobState.waiting, JobState.finishing)
@@ -35,22 +37,23 @@ async def transition(
     now = utcnow()
     query = (
         sa.update(Job)
-        .where(Job.id == job_id, Job.state.in_(from_list))
+        .where(col(Job.id) == job_id, col(Job.state).in_(from_list))
         .values(state=to_state.value, state_changed_at=now, updated_at=now, **values)
     )
     if expect_lease is not None:
-        query = query.where(Job.lease_owner == expect_lease)
+        query = query.where(col(Job.lease_owner) == expect_lease)
     # RETURNING gives new values only: read the old state (and since when) first; the guarded UPDATE decides.
     row = (
         await session.execute(
-            sa.select(Job.state, Job.state_changed_at).where(Job.id == job_id, Job.state.in_(from_list))
+            sa.select(col(Job.state), col(Job.state_changed_at)).where(
+                col(Job.id) == job_id, col(Job.state).in_(from_list)
+            )
         )
     ).first()
     if row is None:
         return None
-    previous, entered = row
-    result = await session.execute(query)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    previous, entered = str(row[0]), row[1]
+    if await execute_dml(session, query) != 1:
         return None
     metrics.job_transition(previous, to_state.value, entered, now)
     if previous != to_state.value or note:
@@ -64,10 +67,9 @@ async def update_in_state(
     """Change columns of a job only while it is in one of `states` (no state change)."""
     query = (
         sa.update(Job)
-        .where(Job.id == job_id, Job.state.in_([JobState(s).value for s in states]))
+        .where(col(Job.id) == job_id, col(Job.state).in_([JobState(s).value for s in states]))
         .values(updated_at=utcnow(), **values)
     )
     if expect_lease is not None:
-        query = query.where(Job.lease_owner == expect_lease)
-    result = await session.execute(query)
-    return result.rowcount == 1  # type: ignore[attr-defined]
+        query = query.where(col(Job.lease_owner) == expect_lease)
+    return await execute_dml(session, query) == 1

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from photobot.db.models import Job, JobState, utcnow
 from photobot.intake import ImageError
@@ -73,7 +74,7 @@ class Engine:
         async with self.runtime.db.session() as session:
             await session.execute(
                 sa.update(Job)
-                .where(Job.id == job_id, Job.lease_owner == self.worker_id)
+                .where(col(Job.id) == job_id, col(Job.lease_owner) == self.worker_id)
                 .values(lease_owner=None, lease_until=None)
             )
 
@@ -117,8 +118,8 @@ class Engine:
                 # A callback got here first (it knew the job from the token): keep the bookkeeping.
                 await session.execute(
                     sa.update(Job)
-                    .where(Job.id == job.id, sa.or_(Job.provider_task_id.is_(None),
-                                                    Job.provider_task_id == result.task_id))
+                    .where(col(Job.id) == job.id, sa.or_(col(Job.provider_task_id).is_(None),
+                                                    col(Job.provider_task_id) == result.task_id))
                     .values(provider_task_id=result.task_id, provider_key_id=submission.key_id,
                             provider_meta=result.meta, submitted_at=now)
                 )  # fmt: skip

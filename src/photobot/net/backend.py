@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import socket
-import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import anyio
@@ -65,7 +64,7 @@ class PinnedBackend(AsyncNetworkBackend):
                 raise FetchTimeout(f"resolving {host} timed out") from None
             except OSError as exc:
                 raise FetchFailed(f"could not resolve {host} ({exc.__class__.__name__})") from None
-            parsed = [parse_ip(str(a)) for a in typing.cast(Sequence[str], answer)]
+            parsed = [parse_ip(str(a)) for a in answer]
             if not parsed or None in parsed:
                 raise FetchFailed(f"could not resolve {host} (no usable addresses)")
             addresses = [str(a) for a in parsed]

@@ -137,14 +137,23 @@ class SafeFetcher:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: object) -> SafeFetcher:
-        options: dict[str, object] = {
-            "allow_private": settings.allow_private_networks,
-            "connect_timeout": settings.provider_connect_timeout_s,
-            "timeout": settings.provider_timeout_s,
-        }
-        options.update(overrides)
-        return cls(**options)  # type: ignore[arg-type]
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        allow_http: bool | None = None,
+        address_policy: AddressPolicy | None = None,
+        timeout: float | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> SafeFetcher:
+        return cls(
+            allow_private=settings.allow_private_networks,
+            allow_http=allow_http,
+            address_policy=address_policy,
+            connect_timeout=settings.provider_connect_timeout_s,
+            timeout=settings.provider_timeout_s if timeout is None else timeout,
+            ssl_context=ssl_context,
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -2,7 +2,7 @@
 
 `check_credit_alerts` runs inside the settle transaction and inserts a `CreditAlert` row for every threshold
 the balance is at or below; the unique (event_id, threshold) key makes each alert fire once even when many
-settlements cross the line at the same moment. The Notifier sends pending rows to `Event.alert_urls`.
+settlements cross the line at the same moment. The Notifier sends pending rows to `col(Event.alert_urls)`.
 `reset_credit_alerts` is for top-ups: thresholds the balance is back above may fire again later.
 """
 
@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from photobot.db import execute_dml
 from photobot.db.models import CreditAlert, Event, utcnow
 from photobot.db.upsert import insert_ignore
 
@@ -30,7 +32,9 @@ def crossed_thresholds(credits: int, granted_total: int) -> list[int]:
 
 async def _balance(session: AsyncSession, event_id: int) -> tuple[int, int] | None:
     # Read the committed-or-ours numbers, not the caller's possibly stale object.
-    row = (await session.execute(sa.select(Event.credits, Event.granted_total).where(Event.id == event_id))).first()
+    row = (
+        await session.execute(sa.select(col(Event.credits), col(Event.granted_total)).where(col(Event.id) == event_id))
+    ).first()
     return (int(row[0]), int(row[1])) if row else None
 
 
@@ -69,8 +73,7 @@ async def reset_credit_alerts(session: AsyncSession, event: Event) -> int:
     if balance is None:
         return 0
     still = crossed_thresholds(*balance)
-    stmt = sa.delete(CreditAlert).where(CreditAlert.event_id == event.id)
+    stmt = sa.delete(CreditAlert).where(col(CreditAlert.event_id) == event.id)
     if still:
-        stmt = stmt.where(CreditAlert.threshold.not_in(still))
-    result = await session.execute(stmt)
-    return int(result.rowcount or 0)
+        stmt = stmt.where(col(CreditAlert.threshold).not_in(still))
+    return await execute_dml(session, stmt)

@@ -179,7 +179,7 @@ class Notifier:
         page = page_url(self.settings.public_base_url, job.public_id)
         context = job_context(job, event, style, page_url=page, image_url=image_url)
         language = event.language if event else None
-        message = render_message(claim.kind, language, event.templates if event else None, context)  # type: ignore[arg-type]
+        message = render_message(claim.kind, language, event.templates if event else None, context)
         delivery = build_delivery(
             claim.channel, claim.target, message, self.settings, language=language, kind=claim.kind
         )

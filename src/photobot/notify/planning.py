@@ -8,18 +8,15 @@ new. Sending happens later, in the Notifier, outside any transaction.
 from __future__ import annotations
 
 import logging
-from typing import Literal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot.db.models import Event, Job, Notification, utcnow
+from photobot.db.models import Event, Job, Notification, NotificationKind, utcnow
 from photobot.db.upsert import insert_ignore
 from photobot.notify.channels import describe_target, plan_channels
 from photobot.settings import Settings
 
 log = logging.getLogger("photobot.notify")
-
-NotificationKind = Literal["ready", "failed"]
 
 
 async def plan_notifications(

@@ -20,14 +20,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from photobot.db import Database
-from photobot.db.models import CreditAlert, Notification, utcnow
+from photobot.db import Database, execute_dml
+from photobot.db.models import CreditAlert, Notification, NotificationKind, table_of, utcnow
 from photobot.notify.delivery import SendResult
 
 log = logging.getLogger("photobot.notify")
 
-N = Notification.__table__  # type: ignore[attr-defined]
-A = CreditAlert.__table__  # type: ignore[attr-defined]
+N = table_of(Notification)
+A = table_of(CreditAlert)
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class RetryPolicy:
     def delay_s(self, attempts: int) -> float:
         """Exponential backoff after the n-th failed attempt, capped, with a little jitter against herds."""
         delay = min(self.max_backoff_s, self.base_backoff_s * (2 ** max(0, attempts - 1)))
-        return delay * random.uniform(1.0, 1.2)
+        return float(delay * random.uniform(1.0, 1.2))
 
     def outcome(self, result: SendResult, attempts: int) -> str:
         """sent | retry | failed."""
@@ -55,7 +55,7 @@ class NotificationClaim:
     attempts: int  # including this one
     job_id: str
     channel: str
-    kind: str
+    kind: NotificationKind
     target: str
 
 
@@ -165,8 +165,7 @@ async def _write(database: Database, stmt: Any) -> bool:
     for attempt in (1, 2):
         try:
             async with database.session() as session:
-                result = await session.execute(stmt)
-                return bool(result.rowcount)
+                return bool(await execute_dml(session, stmt))
         except Exception:
             if attempt == 2:
                 log.exception("recording a notification outcome failed")

@@ -29,14 +29,15 @@ async def resend_notification(
     async with database.session() as session:
         job = await session.get(Job, job_id)
         if job is None:
-            job = (await session.execute(sa.select(Job).where(Job.public_id == job_id))).scalars().first()
+            job = (await session.execute(sa.select(Job).where(col(Job.public_id) == job_id))).scalars().first()
         if job is None:
             raise NotificationNotFound(f"job {job_id} not found")
         row = await _row(session, job.id, channel)
         if row is None and settings is not None and job.state in (JobState.completed, JobState.failed):
             event = await session.get(Event, job.event_id) if job.event_id is not None else None
-            kind = "ready" if job.state == JobState.completed else "failed"
-            await plan_notifications(session, job, event, settings, kind=kind)
+            await plan_notifications(
+                session, job, event, settings, kind="ready" if job.state == JobState.completed else "failed"
+            )
             row = await _row(session, job.id, channel)
         if row is None:
             raise NotificationNotFound(f"job {job.id} has no {channel} notification")

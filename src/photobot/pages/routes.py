@@ -29,11 +29,12 @@ from typing import Any
 
 import segno
 import sqlalchemy as sa
+from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from photobot.api import styles as styles_api
 from photobot.api.views import RETRY_AFTER_S
@@ -48,6 +49,7 @@ from photobot.pages.thumbs import ensure_thumbnail
 from photobot.problems import Problem, not_found
 from photobot.runtime import Runtime
 from photobot.storage.base import StorageError
+from photobot.web import context
 
 _PUBLIC_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -58,14 +60,14 @@ JOB_RECHECK_S = 10.0  # a guest stream re-reads its job this often without a bus
 
 
 def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return context.runtime(request)
 
 
 async def _find(runtime: Runtime, public_id: str) -> tuple[Job, Event | None] | None:
     if not _PUBLIC_ID.match(public_id):
         return None
     async with runtime.db.session() as session:
-        job = (await session.execute(sa.select(Job).where(Job.public_id == public_id))).scalar_one_or_none()
+        job = (await session.execute(sa.select(Job).where(col(Job.public_id) == public_id))).scalar_one_or_none()
         if job is None:
             return None
         event = await session.get(Event, job.event_id) if job.event_id else None
@@ -247,11 +249,11 @@ def _forbidden_page() -> Response:
 def _gallery_query(runtime: Runtime, event_id: int) -> Any:
     fresh_after = utcnow() - timedelta(days=runtime.settings.result_ttl_days)
     return sa.select(Job).where(
-        Job.event_id == event_id,
-        Job.state == JobState.completed.value,
-        Job.purged_at.is_(None),
-        Job.result_key.is_not(None),
-        Job.completed_at > fresh_after,
+        col(Job.event_id) == event_id,
+        col(Job.state) == JobState.completed.value,
+        col(Job.purged_at).is_(None),
+        col(Job.result_key).is_not(None),
+        col(Job.completed_at) > fresh_after,
     )
 
 
@@ -275,7 +277,7 @@ async def gallery(request: Request) -> Response:
     wall = request.query_params.get("wall") in ("1", "true", "yes")
     query = (
         _gallery_query(runtime, event.id)
-        .order_by(Job.completed_at.desc(), Job.id.desc())  # type: ignore[union-attr]
+        .order_by(col(Job.completed_at).desc(), col(Job.id).desc())
         .offset((page - 1) * per)
         .limit(per + 1)
     )
@@ -310,7 +312,7 @@ async def gallery_thumb(request: Request) -> Response:
         raise not_found()
     async with runtime.db.session() as session:
         job = (
-            await session.execute(_gallery_query(runtime, event.id or 0).where(Job.id == job_id))
+            await session.execute(_gallery_query(runtime, event.id or 0).where(col(Job.id) == job_id))
         ).scalar_one_or_none()
     if job is None:
         raise not_found()
@@ -350,8 +352,8 @@ async def gallery_events(request: Request) -> Response:
             while loop.time() < end:
                 query = (
                     _gallery_query(runtime, event_id)
-                    .where(Job.completed_at > cursor)
-                    .order_by(Job.completed_at, Job.id)
+                    .where(col(Job.completed_at) > cursor)
+                    .order_by(col(Job.completed_at), col(Job.id))
                     .limit(50)
                 )
                 async with runtime.db.session() as session:
@@ -391,13 +393,13 @@ class _CachedStatic:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         versioned = b"v=" in scope.get("query_string", b"")
 
-        async def send_with_cache(message: dict[str, Any]) -> None:
+        async def send_with_cache(message: Message) -> None:
             if message["type"] == "http.response.start" and message.get("status") == 200:
                 value = b"public, max-age=31536000, immutable" if versioned else b"public, max-age=300"
                 message["headers"] = [*message.get("headers", []), (b"cache-control", value)]
             await send(message)
 
-        await self.files(scope, receive, send_with_cache)  # type: ignore[arg-type]
+        await self.files(scope, receive, send_with_cache)
 
 
 routes: list[BaseRoute] = [

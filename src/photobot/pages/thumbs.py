@@ -23,9 +23,9 @@ _locks: dict[str, asyncio.Lock] = {}
 
 
 def _make_thumbnail(path: Path) -> bytes:
-    with Image.open(path) as img:
-        img.draft("RGB", (THUMB_SIDE * 2, THUMB_SIDE * 2))  # fast JPEG downscale on decode
-        img = ImageOps.exif_transpose(img)
+    with Image.open(path) as source:
+        source.draft("RGB", (THUMB_SIDE * 2, THUMB_SIDE * 2))  # fast JPEG downscale on decode
+        img: Image.Image = ImageOps.exif_transpose(source)
         img.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
         if img.mode != "RGB":
             background = Image.new("RGB", img.size, "white")

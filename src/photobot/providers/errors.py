@@ -54,8 +54,10 @@ class ProviderError(Exception):
         key_effect: KeyEffect | None = None,
         retry_after: float | None = None,
         max_retries: int | None = None,
+        field: str | None = None,
     ) -> None:
         self.code = code
+        self.field = field  # the offending request field, for validation errors
         self.message = safe_message(message)
         self.transient = transient
         self.provider_code = provider_code
@@ -190,6 +192,4 @@ class SignatureInvalid(CallbackRejected):
 
 def invalid_request(field: str, message: str) -> ProviderError:
     """A request that fails validation before any call: fatal, with the offending field name."""
-    err = ProviderError(VALIDATION, f"{field}: {message}", transient=False)
-    err.field = field  # type: ignore[attr-defined]
-    return err
+    return ProviderError(VALIDATION, f"{field}: {message}", transient=False, field=field)

@@ -27,13 +27,14 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot.db import Database
-from photobot.db.models import ProviderKey, utcnow
+from photobot.db import Database, execute_dml
+from photobot.db.models import ProviderKey, table_of, utcnow
 from photobot.providers.errors import NoKeyAvailable, ProviderError
 
 log = logging.getLogger(__name__)
-_keys = ProviderKey.__table__  # type: ignore[attr-defined]
+_keys = table_of(ProviderKey)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +90,8 @@ class KeyPool:
         dialect = postgresql if self.database.is_postgres else sqlite
         stmt = dialect.insert(_keys).values(rows).on_conflict_do_nothing(index_elements=["provider", "secret"])
         async with self.database.session() as session:
-            result = await session.execute(stmt)
-        return max(result.rowcount or 0, 0)
+            changed = await execute_dml(session, stmt)
+        return max(changed, 0)
 
     async def acquire(self, *, exclude: Collection[int] = ()) -> PoolKey:
         """The least recently used usable key, stamped as used now; NoKeyAvailable when there is none."""
@@ -125,14 +126,14 @@ class KeyPool:
         log.warning("no usable %s API key; jobs wait until %s", self.provider, retry_at.isoformat())
         raise NoKeyAvailable(self.provider, retry_at)
 
-    async def _next_usable_at(self, session: object, now: datetime, exclude: Collection[int]) -> datetime:
+    async def _next_usable_at(self, session: AsyncSession, now: datetime, exclude: Collection[int]) -> datetime:
         c = _keys.c
         stmt = sa.select(sa.func.min(c.cooldown_until)).where(
             c.provider == self.provider, c.active.is_(True), c.cooldown_until > now
         )
         if exclude:
             stmt = stmt.where(c.id.not_in(list(exclude)))
-        soonest = (await session.execute(stmt)).scalar()  # type: ignore[attr-defined]
+        soonest = (await session.execute(stmt)).scalar()
         if isinstance(soonest, str):  # SQLite aggregate bypasses the column type
             soonest = datetime.fromisoformat(soonest)
         if soonest is not None and soonest.tzinfo is None:

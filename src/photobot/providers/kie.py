@@ -22,7 +22,14 @@ from typing import Any
 import httpx
 
 from photobot.providers import errors
-from photobot.providers.base import CallbackEvent, GenerationRequest, PreparedInput, SubmitResult, TaskStatus
+from photobot.providers.base import (
+    CallbackEvent,
+    GenerationRequest,
+    PreparedInput,
+    SubmitResult,
+    TaskState,
+    TaskStatus,
+)
 from photobot.providers.errors import CallbackMalformed, CallbackUnknownShape, ProviderError
 from photobot.providers.inputs import is_public_url
 from photobot.providers.models import InvalidParameter, validate_request
@@ -31,7 +38,13 @@ from photobot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_STATES = {"waiting": "pending", "queuing": "pending", "generating": "running", "success": "success", "fail": "fail"}
+_STATES: dict[str, TaskState] = {
+    "waiting": "pending",
+    "queuing": "pending",
+    "generating": "running",
+    "success": "success",
+    "fail": "fail",
+}
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -102,7 +115,7 @@ def parse_record(data: Any) -> TaskStatus:
     if state == "success" and not urls:
         raise errors.bad_response("recordInfo says success but has no resultUrls")
     return TaskStatus(
-        state=state,  # type: ignore[arg-type]
+        state=state,
         result_urls=urls,
         fail_code=_fail_code(data.get("failCode")) if state == "fail" else None,
         fail_message=(str(data.get("failMsg") or "") or None) if state == "fail" else None,

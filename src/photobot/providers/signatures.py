@@ -60,7 +60,7 @@ def kie_signed_task_id(payload: Any) -> str | None:
     """The task id the signature covers: the first present of taskId, data.taskId, data.task_id."""
     if not isinstance(payload, dict):
         return None
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    data: dict[str, Any] = payload["data"] if isinstance(payload.get("data"), dict) else {}
     for value in (payload.get("taskId"), data.get("taskId"), data.get("task_id")):
         if isinstance(value, str) and value:
             return value

@@ -96,6 +96,6 @@ class Submitter:
         key = key or await self.pool.acquire()
         return await self._with_key(key, lambda secret: self.provider.fetch_status(task_id, meta, secret))
 
-    async def _with_key(self, key: PoolKey, fn: Callable[[str], Awaitable[Any]]) -> Any:
+    async def _with_key(self, key: PoolKey, fn: Callable[[str], Awaitable[TaskStatus]]) -> TaskStatus:
         timed = lambda: metrics.timed_provider_call(self.provider_name, "status", fn(key.secret))  # noqa: E731
         return await call_with_retries(timed, self.policy, sleep=self.sleep)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot.db.models import ClientToken, Event, ProviderKey, TokenScope, utcnow
@@ -20,7 +21,7 @@ async def add_key(session: AsyncSession, provider: str, secret: str, label: str 
         raise Invalid("the key looks too short")
     existing = (
         await session.execute(
-            sa.select(ProviderKey).where(ProviderKey.provider == provider, ProviderKey.secret == secret)
+            sa.select(ProviderKey).where(col(ProviderKey.provider) == provider, col(ProviderKey.secret) == secret)
         )
     ).scalar_one_or_none()
     if existing is not None:
@@ -32,9 +33,9 @@ async def add_key(session: AsyncSession, provider: str, secret: str, label: str 
 
 
 async def list_keys(session: AsyncSession, provider: str | None = None) -> list[ProviderKey]:
-    query = sa.select(ProviderKey).order_by(ProviderKey.id)
+    query = sa.select(ProviderKey).order_by(col(ProviderKey.id))
     if provider:
-        query = query.where(ProviderKey.provider == provider)
+        query = query.where(col(ProviderKey.provider) == provider)
     return list((await session.execute(query)).scalars())
 
 
@@ -91,13 +92,13 @@ async def revoke_token(session: AsyncSession, token_id: int) -> ClientToken:
 
 
 async def list_tokens(session: AsyncSession) -> list[ClientToken]:
-    return list((await session.execute(sa.select(ClientToken).order_by(ClientToken.id))).scalars())
+    return list((await session.execute(sa.select(ClientToken).order_by(col(ClientToken.id)))).scalars())
 
 
 async def authenticate(session: AsyncSession, token: str) -> ClientToken | None:
     """The live token record for a presented bearer token, or None (unknown or revoked)."""
-    record = (
-        await session.execute(sa.select(ClientToken).where(ClientToken.token_hash == hash_token(token)))
+    record: ClientToken | None = (
+        await session.execute(sa.select(ClientToken).where(col(ClientToken.token_hash) == hash_token(token)))
     ).scalar_one_or_none()
     if record is None or record.revoked_at is not None:
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot.db.models import Event, User
@@ -51,7 +52,7 @@ async def get_event(session: AsyncSession, event_id: int) -> Event:
 
 
 async def list_events(session: AsyncSession) -> list[Event]:
-    return list((await session.execute(sa.select(Event).order_by(Event.id))).scalars())
+    return list((await session.execute(sa.select(Event).order_by(col(Event.id)))).scalars())
 
 
 async def update_event(session: AsyncSession, event_id: int, **fields: Any) -> Event:
@@ -80,7 +81,7 @@ async def create_user(session: AsyncSession, external_id: str, credits_: int = 0
         raise Invalid("credits must be 0 or more")
     if not external_id.strip():
         raise Invalid("external id must not be empty")
-    existing = (await session.execute(sa.select(User).where(User.external_id == external_id))).scalar_one_or_none()
+    existing = (await session.execute(sa.select(User).where(col(User.external_id) == external_id))).scalar_one_or_none()
     if existing is not None:
         raise Invalid(f"user {external_id!r} already exists (id {existing.id})")
     user = User(external_id=external_id.strip())
@@ -101,7 +102,7 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
 
 
 async def list_users(session: AsyncSession) -> list[User]:
-    return list((await session.execute(sa.select(User).order_by(User.id))).scalars())
+    return list((await session.execute(sa.select(User).order_by(col(User.id)))).scalars())
 
 
 async def add_user_credits(session: AsyncSession, user_id: int, amount: int) -> User:

@@ -23,22 +23,22 @@ async def list_jobs(
     limit: int = 100,
     offset: int = 0,
 ) -> list[Job]:
-    query = sa.select(Job).order_by(Job.created_at.desc(), Job.id).limit(min(limit, 1000)).offset(offset)
+    query = sa.select(Job).order_by(col(Job.created_at).desc(), col(Job.id)).limit(min(limit, 1000)).offset(offset)
     if event_id is not None:
-        query = query.where(Job.event_id == event_id)
+        query = query.where(col(Job.event_id) == event_id)
     if user_id is not None:
-        query = query.where(Job.user_id == user_id)
+        query = query.where(col(Job.user_id) == user_id)
     if state is not None:
         if state == "processing":
             query = query.where(col(Job.state).in_(state_values(PROCESSING)))
         elif state in tuple(JobState):
-            query = query.where(Job.state == state)
+            query = query.where(col(Job.state) == state)
         else:
             raise Invalid(f"unknown state {state!r}")
     if since is not None:
-        query = query.where(Job.created_at >= since)
+        query = query.where(col(Job.created_at) >= since)
     if until is not None:
-        query = query.where(Job.created_at < until)
+        query = query.where(col(Job.created_at) < until)
     return list((await session.execute(query)).scalars())
 
 
@@ -50,5 +50,5 @@ async def get_job(session: AsyncSession, job_id: str) -> Job:
 
 
 async def transitions(session: AsyncSession, job_id: str) -> list[JobTransition]:
-    query = sa.select(JobTransition).where(JobTransition.job_id == job_id).order_by(JobTransition.id)
+    query = sa.select(JobTransition).where(col(JobTransition.job_id) == job_id).order_by(col(JobTransition.id))
     return list((await session.execute(query)).scalars())

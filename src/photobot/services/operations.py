@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot.bus import Bus
@@ -131,13 +132,19 @@ async def job_details(session: AsyncSession, job_id: str) -> dict[str, Any]:
     """A job with its transitions, ledger rows and notifications (for `jobs show` and the admin API)."""
     job = await _job(session, job_id)
     transitions = (
-        await session.execute(sa.select(JobTransition).where(JobTransition.job_id == job_id).order_by(JobTransition.id))
+        await session.execute(
+            sa.select(JobTransition).where(col(JobTransition.job_id) == job_id).order_by(col(JobTransition.id))
+        )
     ).scalars()
     ledger = (
-        await session.execute(sa.select(CreditLedger).where(CreditLedger.job_id == job_id).order_by(CreditLedger.id))
+        await session.execute(
+            sa.select(CreditLedger).where(col(CreditLedger.job_id) == job_id).order_by(col(CreditLedger.id))
+        )
     ).scalars()
     notifications = (
-        await session.execute(sa.select(Notification).where(Notification.job_id == job_id).order_by(Notification.id))
+        await session.execute(
+            sa.select(Notification).where(col(Notification.job_id) == job_id).order_by(col(Notification.id))
+        )
     ).scalars()
     return {"job": job, "transitions": list(transitions), "ledger": list(ledger), "notifications": list(notifications)}
 
@@ -175,24 +182,24 @@ async def event_stats(
     event = await session.get(Event, event_id)
     if event is None:
         raise NotFound(f"event {event_id} not found")
-    where = [Job.event_id == event_id]
+    where = [col(Job.event_id) == event_id]
     if since is not None:
-        where.append(Job.created_at >= since)
+        where.append(col(Job.created_at) >= since)
     if until is not None:
-        where.append(Job.created_at < until)
+        where.append(col(Job.created_at) < until)
     rows = (
         await session.execute(
-            sa.select(Job.state, sa.func.count(), sa.func.coalesce(sa.func.sum(Job.cost), 0))
+            sa.select(col(Job.state), sa.func.count(), sa.func.coalesce(sa.func.sum(col(Job.cost)), 0))
             .where(*where)
-            .group_by(Job.state)
+            .group_by(col(Job.state))
         )
     ).all()
     by_state = {state: (int(count), int(cost)) for state, count, cost in rows}
     in_flight = state_values(IN_FLIGHT)
     refunded_query = (
-        sa.select(sa.func.coalesce(sa.func.sum(CreditLedger.delta), 0))
-        .join(Job, Job.id == CreditLedger.job_id)
-        .where(CreditLedger.reason == LedgerReason.release, *where)
+        sa.select(sa.func.coalesce(sa.func.sum(col(CreditLedger.delta)), 0))
+        .join(Job, col(Job.id) == col(CreditLedger.job_id))
+        .where(col(CreditLedger.reason) == LedgerReason.release, *where)
     )
     refunded = int((await session.execute(refunded_query)).scalar_one() or 0)
     return EventStats(
@@ -215,7 +222,7 @@ async def event_stats(
 async def all_event_stats(
     session: AsyncSession, *, since: datetime | None = None, until: datetime | None = None
 ) -> list[EventStats]:
-    ids = list((await session.execute(sa.select(Event.id).order_by(Event.id))).scalars())
+    ids = list((await session.execute(sa.select(col(Event.id)).order_by(col(Event.id)))).scalars())
     return [await event_stats(session, event_id, since=since, until=until) for event_id in ids]
 
 

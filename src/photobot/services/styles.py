@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot.db.models import Style, utcnow
@@ -84,9 +85,9 @@ async def load_default_catalogue(session: AsyncSession, *, only_if_empty: bool =
 
 
 async def list_styles(session: AsyncSession, *, active_only: bool = False) -> list[Style]:
-    query = sa.select(Style).order_by(Style.id)
+    query = sa.select(Style).order_by(col(Style.id))
     if active_only:
-        query = query.where(Style.active.is_(True))
+        query = query.where(col(Style.active).is_(True))
     return list((await session.execute(query)).scalars())
 
 

@@ -128,7 +128,8 @@ class S3Storage:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
-        return await client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
+        url: str = await client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
+        return url
 
     async def check(self) -> None:
         client = await self._get_client()

@@ -9,7 +9,7 @@ the fields named, all as problem+json.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -26,7 +26,7 @@ def payload_too_large(limit: int, what: str = "Request bodies") -> Problem:
 
 async def iter_body(
     request: Request, limit: int, *, too_large: Callable[[], Exception] | None = None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The request body in chunks, failing as soon as it passes `limit` bytes (413 unless `too_large` says)."""
     refuse = too_large or (lambda: payload_too_large(limit))
     declared = request.headers.get("content-length")

@@ -12,6 +12,7 @@ import asyncio
 import signal
 import threading
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -80,7 +81,7 @@ def drain_on_signal(
     if delay_s <= 0 or threading.current_thread() is not threading.main_thread():
         return lambda: None
     loop = asyncio.get_running_loop()
-    previous = {signum: signal.getsignal(signum) for signum in signums}
+    previous: dict[int, Any] = {signum: signal.getsignal(signum) for signum in signums}
 
     def handler(signum: int, frame: object) -> None:
         if runtime.draining:

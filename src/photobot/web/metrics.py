@@ -11,13 +11,13 @@ import asyncio
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,7 +33,7 @@ CHECK_TIMEOUT_S = 2.0
 
 
 # --- database gauges (computed at scrape time) -------------------------------------------------------------
-def _aware(value: Any, now: datetime) -> datetime | None:
+def _aware(value: datetime | str | None, now: datetime) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -46,7 +46,7 @@ async def backlog(session: AsyncSession, now: datetime | None = None) -> tuple[i
     now = now or utcnow()
     row = (
         await session.execute(
-            sa.select(sa.func.count(), sa.func.min(Job.next_attempt_at), sa.func.min(Job.deadline_at)).where(
+            sa.select(sa.func.count(), sa.func.min(col(Job.next_attempt_at)), sa.func.min(col(Job.deadline_at))).where(
                 due_clause(now)
             )
         )
@@ -91,9 +91,11 @@ async def database_families(db: Database) -> list[Metric]:
     up = GaugeMetricFamily("photobot_database_up", "1 when the scrape-time database queries succeeded.")
     try:
         async with db.session() as session:
-            counts = dict((await session.execute(sa.select(Job.state, sa.func.count()).group_by(Job.state))).all())
+            counts = dict(
+                (await session.execute(sa.select(col(Job.state), sa.func.count()).group_by(col(Job.state)))).all()
+            )
             due_count, due_age = await backlog(session, now)
-            key_rows = list((await session.execute(sa.select(ProviderKey).order_by(ProviderKey.id))).scalars())
+            key_rows = list((await session.execute(sa.select(ProviderKey).order_by(col(ProviderKey.id)))).scalars())
     except Exception as exc:
         log.warning("metrics: database gauges unavailable", extra={"error": type(exc).__name__})
         up.add_metric([], 0)
@@ -104,8 +106,8 @@ async def database_families(db: Database) -> list[Metric]:
     age.add_metric([], due_age)
     for key in key_rows:
         current = key_state(key, now)
-        for state in KEY_STATES:
-            keys.add_metric([key.provider, str(key.id), state], 1 if state == current else 0)
+        for key_state_name in KEY_STATES:
+            keys.add_metric([key.provider, str(key.id), key_state_name], 1 if key_state_name == current else 0)
         failures.add_metric([key.provider, str(key.id)], key.failure_count)
     up.add_metric([], 1)
     return [jobs, due, age, keys, failures, up]

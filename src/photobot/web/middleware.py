@@ -113,7 +113,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
             try:
-                return value.decode("latin-1").strip()
+                return bytes(value).decode("latin-1").strip()
             except Exception:  # pragma: no cover
                 return None
     return None

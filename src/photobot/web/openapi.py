@@ -102,11 +102,14 @@ class Operation:
     list_of: set[int] = field(default_factory=set)  # statuses whose body is a list of the model
 
 
+OPENAPI_ATTR = "__openapi__"
+
+
 def operation(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Attach an OpenAPI description to an endpoint function."""
 
     def attach(func: Callable[..., Any]) -> Callable[..., Any]:
-        func.__openapi__ = Operation(**kwargs)  # type: ignore[attr-defined]
+        setattr(func, OPENAPI_ATTR, Operation(**kwargs))
         return func
 
     return attach
@@ -236,7 +239,7 @@ def iter_operations(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple
 
 
 def describe(method: str, path: str, endpoint: Any) -> Operation | None:
-    found = getattr(endpoint, "__openapi__", None)
+    found = getattr(endpoint, OPENAPI_ATTR, None)
     if isinstance(found, Operation):
         return found
     return ROUTE_DOCS.get((method, path))
@@ -251,7 +254,7 @@ def undocumented(app: Any) -> list[str]:
 
 
 # --- building the document ----------------------------------------------------------------------------------
-SECURITY = {
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "client": [{"bearer": []}],
     "admin": [{"bearer": []}],
     "callback": [{"callbackToken": []}],
@@ -359,16 +362,16 @@ def _operation_entry(
     if op.auth in SECURITY:
         entry["security"] = SECURITY[op.auth]
     responses: dict[str, Any] = {}
-    for status, model in sorted(op.responses.items()):
+    for status, out in sorted(op.responses.items()):
         desc = _STATUS_TEXT.get(status, "Response")
-        if isinstance(model, str):
-            responses[str(status)] = {"description": model}
-        elif model is None:
-            body = {} if status in (204, 304) else {"content": {op.content: {"schema": {}}}}
+        if isinstance(out, str):
+            responses[str(status)] = {"description": out}
+        elif out is None:
+            body: dict[str, Any] = {} if status in (204, 304) else {"content": {op.content: {"schema": {}}}}
             responses[str(status)] = {"description": desc, **body}
         else:
-            ctype = "application/problem+json" if model is ProblemOut else "application/json"
-            schema: dict[str, Any] = _ref(model)
+            ctype = "application/problem+json" if out is ProblemOut else "application/json"
+            schema: dict[str, Any] = _ref(out)
             if status in op.list_of:
                 schema = {"type": "array", "items": schema}
             responses[str(status)] = {"description": desc, "content": {ctype: {"schema": schema}}}

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, parse
 from slowapi import Limiter
@@ -34,7 +35,7 @@ class RateDecision:
 
 class RequestLimiter:
     def __init__(self, redis_url: str | None, *, timeout_s: float = 0.25) -> None:
-        options: dict = {}
+        options: dict[str, Any] = {}
         if redis_url:
             options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
         self._slowapi = Limiter(

@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from photobot.providers.simulator import fal_api, kie_api
+import photobot.providers.simulator.fal_api as fal_api
+import photobot.providers.simulator.kie_api as kie_api
 from photobot.providers.simulator.config import SimConfig
 from photobot.providers.simulator.state import SimState
 

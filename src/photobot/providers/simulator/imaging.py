@@ -42,19 +42,19 @@ def stylise(
     """The result image bytes and its content type."""
     colour = tuple(hashlib.sha256(prompt.encode()).digest()[:3])
     if source:
-        with Image.open(io.BytesIO(source)) as img:
-            img.load()
-            base = ImageOps.exif_transpose(img).convert("RGB")
+        with Image.open(io.BytesIO(source)) as opened:
+            opened.load()
+            base: Image.Image = ImageOps.exif_transpose(opened).convert("RGB")
     else:
         base = Image.linear_gradient("L").convert("RGB").resize((256, 256))
     side = int(long_side * _SCALE.get((resolution or "1K").upper(), 1.0))
     size = _target_size(aspect_ratio, side, base.size)
     border = max(4, side // 40)
-    img = ImageOps.fit(base, (size[0] - 2 * border, size[1] - 2 * border))
+    img: Image.Image = ImageOps.fit(base, (size[0] - 2 * border, size[1] - 2 * border))
     img = ImageOps.posterize(img, 3)
     r, g, b = img.split()
     img = Image.merge("RGB", (b, r, g))
-    img = ImageOps.expand(img, border=border, fill=colour)  # type: ignore[arg-type]
+    img = ImageOps.expand(img, border=border, fill=colour)
     draw = ImageDraw.Draw(img)
     draw.rectangle((border, img.height - border - 18, img.width - border, img.height - border), fill=(0, 0, 0))
     draw.text((border + 4, img.height - border - 16), prompt[:60], fill=(255, 255, 255))
