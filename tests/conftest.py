@@ -33,6 +33,9 @@ from photobot.db.models import metadata
 from photobot.settings import Settings, load_settings
 from tests.support.servers import free_port
 
+# Fixtures of the served stack (step 1 of the test reorganisation: shared by several mirrored folders).
+pytest_plugins = ["tests.support.engine", "tests.support.ops", "tests.support.pages"]
+
 PG_ADMIN_DSN = os.environ.get("PHOTOBOT_TEST_PG_DSN", "postgresql://127.0.0.1:5432/test")
 # One Redis database per pytest-xdist worker (gw0 → 15, gw1 → 13, …; 14 belongs to the benchmarks), on the server
 # PHOTOBOT_TEST_REDIS_SERVER names (two checkouts testing at once each use their own server).

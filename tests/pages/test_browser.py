@@ -23,8 +23,8 @@ from photobot.db.models import JobState
 from photobot.links import gallery_url
 from photobot.providers.simulator import SimConfig, Simulator
 from photobot.providers.simulator.kie_api import callback_payload
-from tests.pages.conftest import PagesEnv, module_pages
 from tests.pages.test_live import finished_task, submit
+from tests.support.pages import PagesEnv, module_pages
 
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = Path("test-output")

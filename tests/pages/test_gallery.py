@@ -17,8 +17,8 @@ from photobot.links import gallery_url
 from photobot.pages.thumbs import THUMB_SIDE
 from photobot.signing import GallerySigner
 from photobot.storage.keys import thumb_key
-from tests.pages.conftest import PagesEnv
 from tests.pages.test_guest import read_events
+from tests.support.pages import PagesEnv
 
 
 def link(env: PagesEnv, event_id: int, **kwargs: Any) -> str:

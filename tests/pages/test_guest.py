@@ -14,7 +14,7 @@ from PIL import Image
 
 from photobot.bus import JOB_CHANNEL_PREFIX
 from photobot.db.models import Job, JobState, utcnow
-from tests.pages.conftest import PagesEnv
+from tests.support.pages import PagesEnv
 
 
 async def page(env: PagesEnv, job: Job | str) -> httpx.Response:
@@ -151,7 +151,7 @@ async def test_json_fallback_etag_and_retry_after(shared_pages: PagesEnv) -> Non
 
 async def _complete(env: PagesEnv, job: Job) -> None:
     key = f"results/{job.id}.png"
-    from tests.pages.conftest import png_bytes
+    from tests.support.pages import png_bytes
 
     await env.runtime.storage.put_bytes(key, png_bytes(), "image/png")
     async with env.db.session() as session:
@@ -250,7 +250,7 @@ async def test_qr_codes_encode_the_page_url(shared_pages: PagesEnv) -> None:
 
 
 def _png() -> bytes:
-    from tests.pages.conftest import png_bytes
+    from tests.support.pages import png_bytes
 
     return png_bytes((320, 240))
 

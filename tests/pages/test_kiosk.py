@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from photobot.db.models import Style
-from tests.pages.conftest import PagesEnv
+from tests.support.pages import PagesEnv
 
 
 async def test_styles_need_a_token_and_list_active_styles(shared_pages: PagesEnv) -> None:

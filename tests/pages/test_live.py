@@ -21,8 +21,8 @@ from photobot.providers.simulator import SimConfig, Simulator
 from photobot.providers.simulator.kie_api import callback_payload
 from photobot.settings import Settings
 from tests.api.conftest import seed
-from tests.pages.conftest import png_bytes
 from tests.pages.test_guest import read_events
+from tests.support.pages import png_bytes
 from tests.support.servers import free_port, serve
 
 

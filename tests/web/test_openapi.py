@@ -14,7 +14,7 @@ from photobot.app import create_app
 from photobot.db import Database
 from photobot.settings import Settings
 from photobot.web.openapi import build_spec, iter_operations, undocumented
-from tests.ops.conftest import OpsFactory
+from tests.support.ops import OpsFactory
 
 
 def _refs(node: Any) -> list[str]:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from photobot.db import Database
 from photobot.db.models import Event, Job
 from photobot.providers.simulator.config import SimConfig
-from tests.engine.conftest import EngineEnv, EngineFactory, fast_sim
+from tests.support.engine import EngineEnv, EngineFactory, fast_sim
 
 
 class HoldCreateTask:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from photobot.db import Database
-from tests.ops.conftest import OpsFactory
+from tests.support.ops import OpsFactory
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]

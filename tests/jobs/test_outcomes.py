@@ -6,7 +6,7 @@ import asyncio
 
 from photobot.db import Database
 from photobot.db.models import Event
-from tests.engine.conftest import EngineFactory, fast_sim
+from tests.support.engine import EngineFactory, fast_sim
 
 
 async def test_lost_callbacks_are_reconciled(database: Database, engine: EngineFactory) -> None:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from photobot.db import Database
-from tests.engine.conftest import EngineEnv, EngineFactory
+from tests.support.engine import EngineEnv, EngineFactory
 
 
 async def _happy(env: EngineEnv) -> dict[str, Any]:

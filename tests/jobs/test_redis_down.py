@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from photobot.db import Database
-from tests.engine.conftest import EngineFactory, fast_sim
+from tests.support.engine import EngineFactory, fast_sim
 from tests.support.servers import free_port
 
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from photobot.db import Database
 from tests.conftest import SMTPServer
-from tests.engine.conftest import EngineEnv, EngineFactory, fast_sim
+from tests.support.engine import EngineEnv, EngineFactory, fast_sim
 
 EMAIL = "guest@example.com"
 

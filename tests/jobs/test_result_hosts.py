@@ -23,7 +23,7 @@ from starlette.routing import Route
 from photobot.db import Database
 from photobot.db.models import Job, utcnow
 from photobot.providers.simulator.runner import start_server
-from tests.engine.conftest import EngineFactory, fast_sim
+from tests.support.engine import EngineFactory, fast_sim
 
 
 @asynccontextmanager

@@ -20,7 +20,7 @@ import httpx
 from photobot.db import Database
 from photobot.signing import CALLBACK_EXPIRY_MARGIN_S
 from tests.conftest import SMTPServer
-from tests.ops.conftest import OpsFactory, Samples, fast_sim, parse_metrics
+from tests.support.ops import OpsFactory, Samples, fast_sim, parse_metrics
 
 KIE_BODY = b'{"code": 200, "msg": "ok", "data": {"taskId": "t-forged", "state": "success"}}'
 

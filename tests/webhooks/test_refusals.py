@@ -12,7 +12,7 @@ import time
 from photobot.db import Database
 from photobot.db.models import Job
 from photobot.signing import CallbackTokens
-from tests.engine.conftest import EngineEnv, EngineFactory, fast_sim
+from tests.support.engine import EngineEnv, EngineFactory, fast_sim
 
 RIGHT_KEY = "kie-hmac-right-key-0123456789"
 WRONG_KEY = "kie-hmac-wrong-key-9876543210"

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from photobot.db import Database
 from photobot.logs import JSONFormatter, RedactingFilter, Redactor, collect_secrets
-from tests.engine.conftest import EngineFactory, fast_sim
+from tests.support.engine import EngineFactory, fast_sim
 
 
 async def test_access_log_redacts_callback_token(sqlite_database: Database, engine: EngineFactory) -> None:

@@ -16,7 +16,7 @@ from photobot.cli.main import cli
 from photobot.db import Database
 from photobot.db.models import Event, JobTransition, utcnow
 from tests.conftest import SMTPServer
-from tests.ops.conftest import OpsEnv, OpsFactory, fast_sim
+from tests.support.ops import OpsEnv, OpsFactory, fast_sim
 
 PARAMS = {"event_id": "1", "user_id": "1", "key_id": "1", "token_id": "1", "job_id": "nope", "style_id": "pb_a"}
 

@@ -25,7 +25,7 @@ import httpx
 from photobot.db import Database
 from photobot.providers.simulator.runner import start_server
 from tests.conftest import SMTPServer
-from tests.engine.conftest import EngineEnv, EngineFactory, fast_sim
+from tests.support.engine import EngineEnv, EngineFactory, fast_sim
 
 LEASE_S = 5  # the smallest lease the settings accept
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from photobot.db import Database
 from photobot.db.models import utcnow
 from photobot.web.health import drain_on_signal
-from tests.ops.conftest import OpsFactory
+from tests.support.ops import OpsFactory
 
 
 async def test_ready_then_draining(database: Database, ops_app: OpsFactory) -> None:

@@ -12,7 +12,7 @@ from photobot.jobs.retention import purge_once, run_retention
 from photobot.pages.thumbs import ensure_thumbnail
 from photobot.settings import Settings
 from photobot.storage.keys import thumb_key
-from tests.pages.conftest import PagesEnv, open_pages
+from tests.support.pages import PagesEnv, open_pages
 
 
 async def test_inputs_then_results_are_deleted_and_pages_answer_410(pages: PagesEnv) -> None:

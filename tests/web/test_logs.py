@@ -28,7 +28,7 @@ from photobot.logs import logging_dict
 from photobot.settings import Settings
 from photobot.signing import CALLBACK_EXPIRY_MARGIN_S
 from tests.conftest import SMTPServer
-from tests.ops.conftest import OpsFactory, fast_sim
+from tests.support.ops import OpsFactory, fast_sim
 
 KIE_SECRET = "kie-live-key-7f3a9c2e51b84d06"
 HMAC_KEY = "hmac-webhook-key-5d8e2f71a9c3"

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from photobot.db import Database
-from tests.engine.conftest import EngineFactory
+from tests.support.engine import EngineFactory
 
 
 @pytest.mark.parametrize(("mode", "uploads"), [("never", 0), ("always", 1)])
