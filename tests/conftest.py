@@ -7,6 +7,11 @@
 - `s3_storage_url`: a bucket on moto's standalone S3 server.
 - `smtp_server`: a real SMTP server collecting messages.
 - `make_settings(**overrides)`: test settings isolated from the environment and any `.env`.
+- `stack`: a factory serving the app with the kie simulator (`tests/support/stack.py`); `ops_app`: the same,
+  reading jobs with the admin token; `pages` / `shared_pages`: the app alone, per test or per module.
+
+Helper code lives in `tests/support/` (images, seeding, the served stack, servers); tests import it from there,
+never from a conftest or another test module (`tests/test_architecture.py` checks).
 """
 
 from __future__ import annotations
@@ -16,13 +21,9 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
@@ -31,40 +32,10 @@ from photobot.db.audit import audit
 from photobot.db.migrate import upgrade
 from photobot.db.models import metadata
 from photobot.settings import Settings, load_settings
+from tests.support.databases import REDIS_TEST_URL, create_pg_database, drop_pg_database, pg_url_for
 from tests.support.servers import free_port
-
-# Fixtures of the served stack (step 1 of the test reorganisation: shared by several mirrored folders).
-pytest_plugins = ["tests.support.engine", "tests.support.ops", "tests.support.pages"]
-
-PG_ADMIN_DSN = os.environ.get("PHOTOBOT_TEST_PG_DSN", "postgresql://127.0.0.1:5432/test")
-# One Redis database per pytest-xdist worker (gw0 → 15, gw1 → 13, …; 14 belongs to the benchmarks), on the server
-# PHOTOBOT_TEST_REDIS_SERVER names (two checkouts testing at once each use their own server).
-_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-_REDIS_SERVER = os.environ.get("PHOTOBOT_TEST_REDIS_SERVER", "redis://127.0.0.1:6379").rstrip("/")
-REDIS_TEST_URL = os.environ.get("PHOTOBOT_TEST_REDIS_URL", f"{_REDIS_SERVER}/{max(0, 15 - 2 * _WORKER)}")
-
-
-def pg_url_for(dbname: str) -> str:
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{dbname}"
-
-
-async def create_pg_database(prefix: str = "photobot_t") -> str:
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return name
-
-
-async def drop_pg_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+from tests.support.smtp import Collector, SMTPServer
+from tests.support.stack import Stack, StackFactory, module_stack, open_app, open_stack
 
 
 @pytest.fixture(autouse=True)
@@ -183,34 +154,12 @@ def s3_storage_url(s3_endpoint: str) -> str:
     return f"s3://{bucket}?endpoint_url={s3_endpoint}&region=us-east-1&access_key=testing&secret_key=testing"
 
 
-@dataclass
-class SMTPServer:
-    host: str
-    port: int
-    messages: list[Message] = field(default_factory=list)
-    envelopes: list[Any] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"mailto://{self.host}:{self.port}?from=booth@photobot.test&mode=insecure"
-
-
-class _Collector:
-    def __init__(self, server: SMTPServer) -> None:
-        self.server = server
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.server.envelopes.append(envelope)
-        self.server.messages.append(message_from_bytes(envelope.content))
-        return "250 Message accepted for delivery"
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[SMTPServer]:
     from aiosmtpd.controller import Controller
 
     server = SMTPServer("127.0.0.1", free_port())
-    controller = Controller(_Collector(server), hostname=server.host, port=server.port)
+    controller = Controller(Collector(server), hostname=server.host, port=server.port)
     controller.start()
     yield server
     controller.stop()
@@ -230,3 +179,36 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return load_settings(env_file=None, **values)
 
     return factory
+
+
+@pytest.fixture
+def stack(make_settings: Callable[..., Settings]) -> StackFactory:
+    """`stack(db, sim_config=None, *, run_dispatcher=True, credits=20, ...)`: see `open_stack`."""
+
+    def start(db: Database, sim_config: Any = None, **options: Any) -> Any:
+        return open_stack(db, make_settings, sim_config, **options)
+
+    return start
+
+
+@pytest.fixture
+def ops_app(make_settings: Callable[..., Settings]) -> StackFactory:
+    """`stack`, reading GET /v1/jobs/{id} with the admin token (the operations tests)."""
+
+    def start(db: Database, sim_config: Any = None, **options: Any) -> Any:
+        return open_stack(db, make_settings, sim_config, view_as="admin", **options)
+
+    return start
+
+
+@pytest.fixture
+async def pages(database: Database, make_settings: Callable[..., Settings]) -> AsyncIterator[Stack]:
+    async with open_app(database, make_settings) as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+async def shared_pages(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """One served app (SQLite) for a whole module: tests make their own jobs and events, so they do not meet."""
+    async with module_stack(sqlite_template, tmp_path_factory) as env:
+        yield env

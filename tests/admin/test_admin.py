@@ -15,8 +15,8 @@ from photobot.admin import routes as ADMIN_ROUTES
 from photobot.cli.main import cli
 from photobot.db import Database
 from photobot.db.models import Event, JobTransition, utcnow
-from tests.conftest import SMTPServer
-from tests.support.ops import OpsEnv, OpsFactory, fast_sim
+from tests.support.smtp import SMTPServer
+from tests.support.stack import Stack, StackFactory, fast_sim
 
 PARAMS = {"event_id": "1", "user_id": "1", "key_id": "1", "token_id": "1", "job_id": "nope", "style_id": "pb_a"}
 
@@ -25,7 +25,7 @@ def _concrete(path: str) -> str:
     return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: PARAMS[m.group(1)], path)
 
 
-async def test_every_admin_route_needs_an_admin_token(database: Database, ops_app: OpsFactory) -> None:
+async def test_every_admin_route_needs_an_admin_token(database: Database, ops_app: StackFactory) -> None:
     async with ops_app(database, run_dispatcher=False) as env:
         for route in ADMIN_ROUTES:
             for method in route.methods or ():
@@ -42,7 +42,7 @@ async def test_every_admin_route_needs_an_admin_token(database: Database, ops_ap
                     assert refused.status_code == 403, (method, url, refused.text)
 
 
-async def test_events_users_styles_keys_tokens(database: Database, ops_app: OpsFactory) -> None:
+async def test_events_users_styles_keys_tokens(database: Database, ops_app: StackFactory) -> None:
     alert = "tgram://123456789:AAE-very-secret-bot-token/987654"
     key_secret = "kie-admin-secret-0123456789"
     async with ops_app(database, run_dispatcher=False) as env:
@@ -123,7 +123,7 @@ async def test_events_users_styles_keys_tokens(database: Database, ops_app: OpsF
         assert (await c.post("/v1/admin/tokens", json={"scope": "event"}, headers=h)).status_code == 422
 
 
-async def _transitions(env: OpsEnv, job_id: str) -> list[tuple[str | None, str, str | None]]:
+async def _transitions(env: Stack, job_id: str) -> list[tuple[str | None, str, str | None]]:
     async with env.db.session() as session:
         rows = await session.execute(
             sa.select(JobTransition.from_state, JobTransition.to_state, JobTransition.note)
@@ -133,7 +133,7 @@ async def _transitions(env: OpsEnv, job_id: str) -> list[tuple[str | None, str, 
         return [tuple(r) for r in rows.all()]  # type: ignore[misc]
 
 
-async def test_retry_a_failed_job_makes_a_new_job(database: Database, ops_app: OpsFactory) -> None:
+async def test_retry_a_failed_job_makes_a_new_job(database: Database, ops_app: StackFactory) -> None:
     async with ops_app(database, fast_sim(failure_rate=1.0), credits=2) as env:
         c, h = env.client, env.admin
         failed = await env.submit()
@@ -175,7 +175,7 @@ async def test_retry_a_failed_job_makes_a_new_job(database: Database, ops_app: O
                 await env.wait_for(job["id"], "completed")
 
 
-async def test_fail_and_refund_a_stuck_job(database: Database, ops_app: OpsFactory) -> None:
+async def test_fail_and_refund_a_stuck_job(database: Database, ops_app: StackFactory) -> None:
     async with ops_app(database, run_dispatcher=False) as env:
         c, h = env.client, env.admin
         stuck = await env.submit(email="guest@example.com")
@@ -198,7 +198,7 @@ async def test_fail_and_refund_a_stuck_job(database: Database, ops_app: OpsFacto
         assert stats["credits_spent"] == 0
 
 
-async def test_list_show_and_resend(database: Database, ops_app: OpsFactory, smtp_server: SMTPServer) -> None:
+async def test_list_show_and_resend(database: Database, ops_app: StackFactory, smtp_server: SMTPServer) -> None:
     async with ops_app(database, smtp_url=smtp_server.url) as env:
         c, h = env.client, env.admin
         done = await env.submit(email="guest@example.com")
@@ -234,7 +234,7 @@ async def test_list_show_and_resend(database: Database, ops_app: OpsFactory, smt
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_cli_refund_and_retry_use_the_same_services(
-    database: Database, ops_app: OpsFactory, monkeypatch: pytest.MonkeyPatch
+    database: Database, ops_app: StackFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with ops_app(database, run_dispatcher=False) as env:
         stuck = await env.submit()

@@ -7,8 +7,7 @@ import sqlalchemy as sa
 from photobot.db.models import ClientToken
 from photobot.services import access
 from photobot.signing import hash_token
-from tests.api.conftest import ApiEnv
-from tests.api.helpers import (
+from tests.support.api import (
     assert_accepted,
     assert_problem,
     balance,
@@ -19,9 +18,10 @@ from tests.api.helpers import (
     submit_multipart,
     unchanged,
 )
+from tests.support.stack import Stack
 
 
-async def test_missing_malformed_unknown_and_revoked_tokens_are_401(api: ApiEnv) -> None:
+async def test_missing_malformed_unknown_and_revoked_tokens_are_401(api: Stack) -> None:
     _, revoked = await new_token(api, "event", event_id=api.event_id)
     async with api.db.session() as session:
         record = (
@@ -52,14 +52,14 @@ async def test_missing_malformed_unknown_and_revoked_tokens_are_401(api: ApiEnv)
             assert body["instance"] == "/v1/jobs"
 
 
-async def test_tokens_are_stored_only_as_sha256(api: ApiEnv) -> None:
+async def test_tokens_are_stored_only_as_sha256(api: Stack) -> None:
     async with api.db.session() as session:
         hashes = set((await session.execute(sa.select(ClientToken.token_hash))).scalars())
     assert hash_token(api.kiosk_token) in hashes
     assert api.kiosk_token not in hashes
 
 
-async def test_kiosk_submits_for_its_own_event_only(api: ApiEnv) -> None:
+async def test_kiosk_submits_for_its_own_event_only(api: Stack) -> None:
     other = await new_event(api)
     async with unchanged(api):
         assert_problem(await submit_multipart(api, event_id=other), 403, "forbidden")
@@ -75,7 +75,7 @@ async def test_kiosk_submits_for_its_own_event_only(api: ApiEnv) -> None:
     assert await balance(api, event_id=other) == 5
 
 
-async def test_app_token_names_exactly_one_of_event_and_user(api: ApiEnv) -> None:
+async def test_app_token_names_exactly_one_of_event_and_user(api: Stack) -> None:
     async with unchanged(api):
         body = assert_problem(
             await submit_json(api, token=api.app_token, event_id=api.event_id, user_id=api.user_id),
@@ -101,7 +101,7 @@ async def test_app_token_names_exactly_one_of_event_and_user(api: ApiEnv) -> Non
     assert await balance(api, user_id=api.user_id) == 4
 
 
-async def test_admin_may_charge_events_and_users(api: ApiEnv) -> None:
+async def test_admin_may_charge_events_and_users(api: Stack) -> None:
     other = await new_event(api, credits=3)
     assert_accepted(await submit_json(api, token=api.admin_token, event_id=other))
     assert_accepted(await submit_json(api, token=api.admin_token, user_id=api.user_id))
@@ -114,7 +114,7 @@ async def test_admin_may_charge_events_and_users(api: ApiEnv) -> None:
     assert await balance(api, user_id=api.user_id) == 4
 
 
-async def test_get_job_scope_others_get_404(api: ApiEnv) -> None:
+async def test_get_job_scope_others_get_404(api: Stack) -> None:
     other_event = await new_event(api)
     _, other_kiosk = await new_token(api, "event", event_id=other_event)
     _, other_app = await new_token(api, "app")
@@ -122,7 +122,7 @@ async def test_get_job_scope_others_get_404(api: ApiEnv) -> None:
     by_app = assert_accepted(await submit_json(api, token=api.app_token, user_id=api.user_id))
 
     async def status(job_id: str, token: str) -> int:
-        response = await api.client.get(f"/v1/jobs/{job_id}", headers=api.auth(token))
+        response = await api.client.get(f"/v1/jobs/{job_id}", headers=api.auth_as(token))
         if response.status_code == 404:
             assert_problem(response, 404, "not_found")
         return response.status_code

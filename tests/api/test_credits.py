@@ -12,22 +12,21 @@ import sqlalchemy as sa
 from photobot.db import Database
 from photobot.db.models import CreditLedger, Job
 from photobot.settings import Settings
-from tests.api.conftest import ApiEnv
-from tests.api.helpers import (
+from tests.support.api import (
     assert_accepted,
     assert_problem,
     balance,
     ledger_sum,
-    open_api,
     snapshot,
     submit_json,
     submit_multipart,
-    tiny_jpeg,
     unchanged,
 )
+from tests.support.images import jpeg
+from tests.support.stack import Stack, open_app
 
 
-async def test_reserve_writes_job_and_ledger_row_together(api: ApiEnv) -> None:
+async def test_reserve_writes_job_and_ledger_row_together(api: Stack) -> None:
     before = await snapshot(api)
     body = assert_accepted(await submit_multipart(api))
     after = await snapshot(api)
@@ -40,8 +39,8 @@ async def test_reserve_writes_job_and_ledger_row_together(api: ApiEnv) -> None:
 
 
 async def test_no_credits_is_402_and_leaves_nothing(database: Database, make_settings: Callable[..., Settings]) -> None:
-    async with open_api(database, make_settings, credits=1) as served:
-        api = served.env
+    async with open_app(database, make_settings, credits=1) as served:
+        api = served
         assert_accepted(await submit_json(api))
         async with unchanged(api):
             for submit in (submit_json, submit_multipart):
@@ -60,12 +59,12 @@ async def test_hundred_concurrent_submissions_against_ten_credits(
     database: Database, make_settings: Callable[..., Settings]
 ) -> None:
     """Exactly 10 win; the other 90 get 402 and leave no job, ledger row or stored photo."""
-    async with open_api(database, make_settings, credits=10, submit_rate_limit="1000/minute") as served:
-        await _hundred_against_ten(served.env)
+    async with open_app(database, make_settings, credits=10, submit_rate_limit="1000/minute") as served:
+        await _hundred_against_ten(served)
 
 
-async def _hundred_against_ten(api: ApiEnv) -> None:
-    photo = tiny_jpeg()
+async def _hundred_against_ten(api: Stack) -> None:
+    photo = jpeg()
     limits = httpx.Limits(max_connections=100)
     async with httpx.AsyncClient(base_url=api.base_url, timeout=60, limits=limits) as client:
 
@@ -74,7 +73,7 @@ async def _hundred_against_ten(api: ApiEnv) -> None:
                 "/v1/jobs",
                 data={"style": "pb_a", "guest_id": f"g{i}"},
                 files={"image": ("p.jpg", photo, "image/jpeg")},
-                headers=api.auth(),
+                headers=api.auth,
             )
             if response.status_code == 402:
                 assert_problem(response, 402, "no_credits")

@@ -5,21 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from photobot.services.styles import StyleIn, upsert_styles
-from tests.api.conftest import ApiEnv
-from tests.api.helpers import (
-    assert_accepted,
-    assert_problem,
-    job_row,
-    submit_json,
-    submit_multipart,
-    tiny_jpeg,
-    unchanged,
-)
+from tests.support.api import assert_accepted, assert_problem, job_row, submit_json, submit_multipart, unchanged
+from tests.support.images import jpeg
+from tests.support.stack import Stack
 
 SUBMITTERS = (submit_json, submit_multipart)
 
 
-async def add_styles(api: ApiEnv) -> None:
+async def add_styles(api: Stack) -> None:
     async with api.db.session() as session:
         await upsert_styles(
             session,
@@ -31,7 +24,7 @@ async def add_styles(api: ApiEnv) -> None:
         )
 
 
-async def test_field_refusals(api: ApiEnv) -> None:
+async def test_field_refusals(api: Stack) -> None:
     await add_styles(api)
     cases: list[tuple[dict[str, Any], int, str, str | None]] = [
         # (fields, status, code, field named in the problem)
@@ -64,15 +57,15 @@ async def test_field_refusals(api: ApiEnv) -> None:
                     assert field in named or field in body["detail"], (submit.__name__, fields, body)
 
 
-async def _without_style(api: ApiEnv, submit: Any) -> Any:
+async def _without_style(api: Stack, submit: Any) -> Any:
     if submit is submit_json:
-        from tests.api.helpers import data_uri
+        from tests.support.images import data_uri
 
-        return await api.client.post("/v1/jobs", json={"image": data_uri(tiny_jpeg())}, headers=api.auth())
-    return await api.client.post("/v1/jobs", files={"image": ("p.jpg", tiny_jpeg(), "image/jpeg")}, headers=api.auth())
+        return await api.client.post("/v1/jobs", json={"image": data_uri(jpeg())}, headers=api.auth)
+    return await api.client.post("/v1/jobs", files={"image": ("p.jpg", jpeg(), "image/jpeg")}, headers=api.auth)
 
 
-async def test_fields_are_validated_normalised_and_stored(api: ApiEnv) -> None:
+async def test_fields_are_validated_normalised_and_stored(api: Stack) -> None:
     await add_styles(api)
     for submit in SUBMITTERS:
         body = assert_accepted(
@@ -108,8 +101,8 @@ async def test_fields_are_validated_normalised_and_stored(api: ApiEnv) -> None:
         assert (plain.email, plain.guest_id, plain.phone) == (None, None, None)
 
 
-async def test_body_shape_errors_are_problems(api: ApiEnv) -> None:
-    headers = api.auth()
+async def test_body_shape_errors_are_problems(api: Stack) -> None:
+    headers = api.auth
     async with unchanged(api):
         response = await api.client.post(
             "/v1/jobs", content=b'{"style": "pb_a", "image": ', headers={**headers, "Content-Type": "application/json"}
@@ -146,7 +139,7 @@ async def test_body_shape_errors_are_problems(api: ApiEnv) -> None:
             await api.client.post(
                 "/v1/jobs",
                 data={"style": "pb_a"},
-                files={"photo": ("p.jpg", tiny_jpeg(), "image/jpeg")},
+                files={"photo": ("p.jpg", jpeg(), "image/jpeg")},
                 headers=headers,
             ),
             422,
@@ -156,7 +149,7 @@ async def test_body_shape_errors_are_problems(api: ApiEnv) -> None:
             await api.client.post(
                 "/v1/jobs",
                 data={"style": ["pb_a", "pb_b"]},
-                files={"image": ("p.jpg", tiny_jpeg(), "image/jpeg")},
+                files={"image": ("p.jpg", jpeg(), "image/jpeg")},
                 headers=headers,
             ),
             422,

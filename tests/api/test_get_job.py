@@ -12,8 +12,9 @@ import sqlalchemy as sa
 
 from photobot.db.models import Job, utcnow
 from photobot.jobs import credits
-from tests.api.conftest import ApiEnv
-from tests.api.helpers import assert_accepted, assert_problem, submit_json, tiny_jpeg
+from tests.support.api import assert_accepted, assert_problem, submit_json
+from tests.support.images import jpeg
+from tests.support.stack import Stack
 
 VIEW_KEYS = {
     "id", "status", "style", "status_url", "page_url", "qr_url", "result_url", "error",
@@ -21,16 +22,16 @@ VIEW_KEYS = {
 }  # fmt: skip
 
 
-async def set_job(api: ApiEnv, job_id: str, **values: Any) -> None:
+async def set_job(api: Stack, job_id: str, **values: Any) -> None:
     async with api.db.session() as session:
         await session.execute(sa.update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
 
 
-async def get(api: ApiEnv, job_id: str, **headers: str) -> httpx.Response:
-    return await api.client.get(f"/v1/jobs/{job_id}", headers={**api.auth(), **headers})
+async def get(api: Stack, job_id: str, **headers: str) -> httpx.Response:
+    return await api.client.get(f"/v1/jobs/{job_id}", headers={**api.auth, **headers})
 
 
-async def test_job_view_etag_and_retry_after(api: ApiEnv) -> None:
+async def test_job_view_etag_and_retry_after(api: Stack) -> None:
     accepted = assert_accepted(await submit_json(api, style="pb_c"))
     job_id = accepted["id"]
     assert accepted["status_url"] == f"{api.base_url}/v1/jobs/{job_id}"
@@ -65,7 +66,7 @@ async def test_job_view_etag_and_retry_after(api: ApiEnv) -> None:
     # completed: a signed, expiring result link that works; no Retry-After any more
     media_root = Path(urlsplit(api.settings.resolved_storage_url).path)
     (media_root / "results").mkdir(parents=True, exist_ok=True)
-    result = tiny_jpeg((32, 32), "gold")
+    result = jpeg((32, 32), "gold")
     (media_root / "results" / f"{job_id}.jpg").write_bytes(result)
     now = utcnow()
     await set_job(api, job_id, state="completed", result_key=f"results/{job_id}.jpg", completed_at=now)
@@ -87,7 +88,7 @@ async def test_job_view_etag_and_retry_after(api: ApiEnv) -> None:
     assert (await get(api, job_id, **{"If-None-Match": done.headers["etag"]})).status_code == 304
 
 
-async def test_failed_job_shows_error(api: ApiEnv) -> None:
+async def test_failed_job_shows_error(api: Stack) -> None:
     job_id = assert_accepted(await submit_json(api))["id"]
     async with api.db.session() as session:
         job = await session.get(Job, job_id)

@@ -7,8 +7,7 @@ from collections import Counter
 
 import httpx
 
-from tests.api.conftest import ApiEnv
-from tests.api.helpers import (
+from tests.support.api import (
     assert_accepted,
     assert_problem,
     balance,
@@ -17,14 +16,15 @@ from tests.api.helpers import (
     snapshot,
     submit_json,
     submit_multipart,
-    tiny_jpeg,
     unchanged,
 )
+from tests.support.images import jpeg
+from tests.support.stack import Stack
 
 
-async def test_replay_and_conflict(api: ApiEnv) -> None:
+async def test_replay_and_conflict(api: Stack) -> None:
     key = {"Idempotency-Key": "booth-7-photo-0001"}
-    photo = tiny_jpeg(color="navy")
+    photo = jpeg(color="navy")
     first_response = await submit_multipart(api, photo, headers=key, guest_id="g1", email="a@example.com")
     first = assert_accepted(first_response)
     assert "idempotent-replayed" not in first_response.headers
@@ -48,7 +48,7 @@ async def test_replay_and_conflict(api: ApiEnv) -> None:
                 await submit_multipart(api, photo, headers=key, **changed), 409, "idempotency_conflict"
             )
             assert "Idempotency-Key" in body["detail"]
-        other_photo = tiny_jpeg(color="olive")
+        other_photo = jpeg(color="olive")
         assert_problem(
             await submit_multipart(api, other_photo, headers=key, guest_id="g1", email="a@example.com"),
             409,
@@ -65,7 +65,7 @@ async def test_replay_and_conflict(api: ApiEnv) -> None:
     assert await balance(api, event_id=api.event_id) == 8 == await ledger_sum(api, event_id=api.event_id)
 
 
-async def test_owner_spelled_or_implied_is_the_same_request(api: ApiEnv) -> None:
+async def test_owner_spelled_or_implied_is_the_same_request(api: Stack) -> None:
     key = {"Idempotency-Key": "kiosk-retry"}
     first = assert_accepted(await submit_multipart(api, headers=key))
     async with unchanged(api):
@@ -75,15 +75,15 @@ async def test_owner_spelled_or_implied_is_the_same_request(api: ApiEnv) -> None
         assert assert_accepted(await submit_json(api, headers=key, event_id=api.event_id)) == first
 
 
-async def test_refused_request_does_not_burn_the_key(api: ApiEnv) -> None:
+async def test_refused_request_does_not_burn_the_key(api: Stack) -> None:
     key = {"Idempotency-Key": "retry-after-fix"}
     async with unchanged(api):
         assert_problem(await submit_json(api, headers=key, style="nope"), 422, "unknown_style")
     assert_accepted(await submit_json(api, headers=key))
 
 
-async def test_twenty_concurrent_requests_with_one_key_make_one_job(api: ApiEnv) -> None:
-    photo = tiny_jpeg(color="teal")
+async def test_twenty_concurrent_requests_with_one_key_make_one_job(api: Stack) -> None:
+    photo = jpeg(color="teal")
     before = await snapshot(api)
     async with httpx.AsyncClient(base_url=api.base_url, timeout=60, limits=httpx.Limits(max_connections=20)) as client:
 
@@ -92,7 +92,7 @@ async def test_twenty_concurrent_requests_with_one_key_make_one_job(api: ApiEnv)
                 "/v1/jobs",
                 data={"style": "pb_a"},
                 files={"image": ("p.jpg", photo, "image/jpeg")},
-                headers={**api.auth(), "Idempotency-Key": "same-key"},
+                headers={**api.auth, "Idempotency-Key": "same-key"},
             )
 
         responses = await asyncio.gather(*(one() for _ in range(20)))

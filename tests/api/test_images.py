@@ -14,37 +14,32 @@ from starlette.routing import Route
 
 from photobot.db import Database
 from photobot.settings import Settings
-from tests.api.conftest import ApiEnv
-from tests.api.helpers import (
+from tests.support.api import (
     assert_accepted,
     assert_problem,
-    data_uri,
-    encode,
     job_row,
-    noise_jpeg,
-    open_api,
-    png_bomb,
     read_stored,
     stored_keys,
     submit_json,
     submit_multipart,
-    tiny_jpeg,
     unchanged,
 )
+from tests.support.images import data_uri, encode, jpeg, noise_jpeg, png_bomb
 from tests.support.servers import serve
+from tests.support.stack import Stack, open_app
 
 MB = 1024 * 1024
 
 
-def stored_image(api: ApiEnv, key: str) -> Image.Image:
+def stored_image(api: Stack, key: str) -> Image.Image:
     img = Image.open(io.BytesIO(read_stored(api, key)))
     img.load()
     return img
 
 
-async def test_size_limit_is_413_and_enforced_while_reading(api: ApiEnv) -> None:
+async def test_size_limit_is_413_and_enforced_while_reading(api: Stack) -> None:
     big = noise_jpeg(5 * MB + 100_000)  # a real JPEG just over the default 5 MB cap
-    headers = api.auth()
+    headers = api.auth
     async with unchanged(api):
         assert_problem(await submit_multipart(api, big), 413, "image_too_large")
         assert_problem(await submit_json(api, big), 413, "image_too_large")
@@ -59,7 +54,7 @@ async def test_size_limit_is_413_and_enforced_while_reading(api: ApiEnv) -> None
         assert head.startswith(b"HTTP/1.1 413"), head[:200]
 
 
-async def raw_request(api: ApiEnv, headers: dict[str, str], *, body: bytes, chunked: bool = False) -> bytes:
+async def raw_request(api: Stack, headers: dict[str, str], *, body: bytes, chunked: bool = False) -> bytes:
     """POST a multipart body that never ends (no final chunk / short of Content-Length); return the answer."""
     host, port = api.base_url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -96,16 +91,16 @@ async def raw_request(api: ApiEnv, headers: dict[str, str], *, body: bytes, chun
 
 
 async def test_configurable_size_limit(database: Database, make_settings: Callable[..., Settings]) -> None:
-    async with open_api(database, make_settings, max_image_bytes=40_000) as served:
-        api = served.env
+    async with open_app(database, make_settings, max_image_bytes=40_000) as served:
+        api = served
         photo = noise_jpeg(45_000)
         async with unchanged(api):
             assert_problem(await submit_multipart(api, photo), 413, "image_too_large")
             assert_problem(await submit_json(api, photo), 413, "image_too_large")
-        assert_accepted(await submit_multipart(api, tiny_jpeg()))
+        assert_accepted(await submit_multipart(api, jpeg()))
 
 
-async def test_content_type_comes_from_the_bytes(api: ApiEnv) -> None:
+async def test_content_type_comes_from_the_bytes(api: Stack) -> None:
     gif = encode(Image.new("RGB", (8, 8)), "GIF")
     heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
     async with unchanged(api):
@@ -121,7 +116,7 @@ async def test_content_type_comes_from_the_bytes(api: ApiEnv) -> None:
         assert_problem(await submit_multipart(api, png_bomb(), content_type="image/png"), 422, "image_too_many_pixels")
         assert_problem(await submit_json(api, data_uri(png_bomb(), "image/png")), 422, "image_too_many_pixels")
         # real magic, broken body
-        assert_problem(await submit_multipart(api, tiny_jpeg()[:40]), 422, "invalid_image")
+        assert_problem(await submit_multipart(api, jpeg()[:40]), 422, "invalid_image")
         assert_problem(await submit_multipart(api, b""), 422, "invalid_image")
 
     # PNG and WebP are accepted whatever the declared type; opaque images are stored as JPEG, alpha as PNG
@@ -140,7 +135,7 @@ async def test_content_type_comes_from_the_bytes(api: ApiEnv) -> None:
     assert key.endswith(".png") and stored_image(api, key).mode == "RGBA"
 
 
-async def test_exif_orientation_applied_and_metadata_stripped(api: ApiEnv) -> None:
+async def test_exif_orientation_applied_and_metadata_stripped(api: Stack) -> None:
     # landscape pixels, red marker in the top-left; orientation 6 means "rotate 90 degrees clockwise to view"
     img = Image.new("RGB", (120, 60), "white")
     img.paste((255, 0, 0), (0, 0, 30, 20))
@@ -167,22 +162,22 @@ async def test_exif_orientation_applied_and_metadata_stripped(api: ApiEnv) -> No
 
 
 async def test_downscale_to_long_side(database: Database, make_settings: Callable[..., Settings]) -> None:
-    async with open_api(database, make_settings, max_long_side=256) as served:
-        api = served.env
-        job = await job_row(api, assert_accepted(await submit_multipart(api, tiny_jpeg((1200, 400))))["id"])
+    async with open_app(database, make_settings, max_long_side=256) as served:
+        api = served
+        job = await job_row(api, assert_accepted(await submit_multipart(api, jpeg((1200, 400))))["id"])
         assert stored_image(api, job.input_key).size == (256, 85)
-        small = await job_row(api, assert_accepted(await submit_json(api, tiny_jpeg((100, 50))))["id"])
+        small = await job_row(api, assert_accepted(await submit_json(api, jpeg((100, 50))))["id"])
         assert stored_image(api, small.input_key).size == (100, 50)  # never upscaled
 
 
-async def test_default_long_side_is_2048(api: ApiEnv) -> None:
-    job = await job_row(api, assert_accepted(await submit_multipart(api, tiny_jpeg((3000, 1500))))["id"])
+async def test_default_long_side_is_2048(api: Stack) -> None:
+    job = await job_row(api, assert_accepted(await submit_multipart(api, jpeg((3000, 1500))))["id"])
     assert stored_image(api, job.input_key).size == (2048, 1024)
 
 
-async def test_url_input_is_downloaded(api: ApiEnv) -> None:
+async def test_url_input_is_downloaded(api: Stack) -> None:
     """PHOTOBOT_ALLOW_PRIVATE_NETWORKS=true (the test default) lets a loopback http URL through."""
-    photo = tiny_jpeg((80, 40), "purple")
+    photo = jpeg((80, 40), "purple")
     big = noise_jpeg(5 * MB + 50_000)
     hits: list[str] = []
 
@@ -206,7 +201,7 @@ async def test_url_input_is_downloaded(api: ApiEnv) -> None:
             "/v1/jobs",
             data={"style": "pb_a"},
             files={"image": (None, f"{base}/img/photo.jpg".encode())},  # a text part, not a file
-            headers=api.auth(),
+            headers=api.auth,
         )
         assert_accepted(response)
         async with unchanged(api):

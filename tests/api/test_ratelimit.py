@@ -9,12 +9,12 @@ import redis.asyncio as aioredis
 
 from photobot.db import Database
 from photobot.settings import Settings
-from tests.api.conftest import ApiEnv
-from tests.api.helpers import assert_accepted, assert_problem, new_token, open_api, submit_json, unchanged
+from tests.support.api import assert_accepted, assert_problem, new_token, submit_json, unchanged
 from tests.support.servers import free_port
+from tests.support.stack import Stack, open_app
 
 
-async def exhaust(api: ApiEnv, allowed: int) -> None:
+async def exhaust(api: Stack, allowed: int) -> None:
     for _ in range(allowed):
         assert_accepted(await submit_json(api))
     async with unchanged(api):
@@ -29,17 +29,17 @@ async def exhaust(api: ApiEnv, allowed: int) -> None:
 
 
 async def test_rate_limit_in_memory(database: Database, make_settings: Callable[..., Settings]) -> None:
-    async with open_api(database, make_settings, submit_rate_limit="3/minute") as served:
-        await exhaust(served.env, 3)
+    async with open_app(database, make_settings, submit_rate_limit="3/minute") as served:
+        await exhaust(served, 3)
         # a refused request is still a request: GET is not limited
-        assert (await served.env.client.get("/v1/jobs/x", headers=served.env.auth())).status_code == 404
+        assert (await served.client.get("/v1/jobs/x", headers=served.auth)).status_code == 404
 
 
 async def test_rate_limit_in_redis(
     sqlite_database: Database, make_settings: Callable[..., Settings], redis_url: str
 ) -> None:
-    async with open_api(sqlite_database, make_settings, submit_rate_limit="3/minute", redis_url=redis_url) as served:
-        await exhaust(served.env, 3)
+    async with open_app(sqlite_database, make_settings, submit_rate_limit="3/minute", redis_url=redis_url) as served:
+        await exhaust(served, 3)
     client = aioredis.Redis.from_url(redis_url)
     try:
         keys = [k.decode() for k in await client.keys("*")]
@@ -47,16 +47,16 @@ async def test_rate_limit_in_redis(
         await client.aclose()
     assert any("submit" in k for k in keys), keys  # the counters really live in Redis
     # a second app on the same Redis (another web process) shares the count
-    async with open_api(
-        sqlite_database, make_settings, submit_rate_limit="3/minute", redis_url=redis_url, reuse=served.env
+    async with open_app(
+        sqlite_database, make_settings, submit_rate_limit="3/minute", redis_url=redis_url, reuse=served
     ) as again:
-        assert_problem(await submit_json(again.env), 429, "rate_limited")
+        assert_problem(await submit_json(again), 429, "rate_limited")
 
 
 async def test_dead_redis_falls_back_to_memory(database: Database, make_settings: Callable[..., Settings]) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    async with open_api(database, make_settings, submit_rate_limit="3/minute", redis_url=dead) as served:
-        api = served.env
+    async with open_app(database, make_settings, submit_rate_limit="3/minute", redis_url=dead) as served:
+        api = served
         started = time.monotonic()
         for _ in range(3):
             assert_accepted(await submit_json(api))
@@ -79,14 +79,14 @@ async def test_hanging_redis_does_not_stall_intake(
     server = await asyncio.start_server(black_hole, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        async with open_api(
+        async with open_app(
             sqlite_database,
             make_settings,
             submit_rate_limit="3/minute",
             redis_url=f"redis://127.0.0.1:{port}/0",
             redis_timeout_s=1.0,
         ) as served:
-            api = served.env
+            api = served
             timings = []
             for _ in range(3):
                 started = time.monotonic()

@@ -18,12 +18,14 @@ from starlette.routing import Route
 from photobot.db import Database
 from photobot.net import AddressPolicy, SafeFetcher
 from photobot.settings import Settings
-from tests.api.helpers import assert_accepted, assert_problem, open_api, submit_json, tiny_jpeg, unchanged
+from tests.support.api import assert_accepted, assert_problem, submit_json, unchanged
+from tests.support.images import jpeg
 from tests.support.servers import serve
+from tests.support.stack import open_app
 
 
 async def test_private_targets_are_refused(database: Database, make_settings: Callable[..., Settings]) -> None:
-    photo = tiny_jpeg()
+    photo = jpeg()
     hits: list[str] = []
 
     async def origin(request: Request) -> Response:
@@ -35,7 +37,7 @@ async def test_private_targets_are_refused(database: Database, make_settings: Ca
 
     async with (
         serve(Starlette(routes=[Route("/{path:path}", origin)])) as origin_url,
-        open_api(
+        open_app(
             database,
             make_settings,
             allow_private_networks=False,
@@ -45,7 +47,7 @@ async def test_private_targets_are_refused(database: Database, make_settings: Ca
             kie_api_keys="test-key-not-used",
         ) as served,
     ):
-        api = served.env
+        api = served
         port = origin_url.rsplit(":", 1)[1]
         async with unchanged(api):
             # with the production fetcher: loopback (even over https), RFC 1918, metadata, mapped IPv6, http

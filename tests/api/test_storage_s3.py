@@ -11,30 +11,30 @@ from PIL import Image
 
 from photobot.db import Database
 from photobot.settings import Settings
-from tests.api.helpers import (
+from tests.support.api import (
     assert_accepted,
     assert_problem,
     job_row,
-    open_api,
     read_stored,
     snapshot,
     stored_keys,
     submit_json,
     submit_multipart,
-    tiny_jpeg,
     unchanged,
 )
+from tests.support.images import jpeg
+from tests.support.stack import open_app
 
 
 async def test_submission_stores_input_in_the_bucket(
     database: Database, make_settings: Callable[..., Settings], s3_storage_url: str
 ) -> None:
-    async with open_api(database, make_settings, credits=3, storage_url=s3_storage_url) as served:
-        api = served.env
+    async with open_app(database, make_settings, credits=3, storage_url=s3_storage_url) as served:
+        api = served
         assert stored_keys(api) == frozenset()
         async with unchanged(api):
             assert_problem(await submit_json(api, b"GIF89a" + b"\x00" * 50), 415, "unsupported_media_type")
-        job = await job_row(api, assert_accepted(await submit_multipart(api, tiny_jpeg((90, 60), "orange")))["id"])
+        job = await job_row(api, assert_accepted(await submit_multipart(api, jpeg((90, 60), "orange")))["id"])
         assert stored_keys(api) == {job.input_key} == {f"inputs/{job.id}.jpg"}
         with Image.open(io.BytesIO(read_stored(api, job.input_key))) as img:
             assert (img.format, img.size) == ("JPEG", (90, 60))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import os
 import shutil
 import signal
@@ -34,7 +33,6 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from PIL import Image
 from starlette.applications import Starlette
 
 from photobot.app import create_app
@@ -45,10 +43,11 @@ from photobot.providers.simulator.config import SimConfig
 from photobot.providers.simulator.runner import Simulator
 from photobot.settings import Settings, load_settings
 from photobot.storage import Storage, open_storage
-from tests.api.conftest import seed
 from tests.chaos.report import SCENARIOS, ScenarioResult
-from tests.conftest import SMTPServer
+from tests.support.images import jpeg
+from tests.support.seed import seed
 from tests.support.servers import free_port, serve
+from tests.support.smtp import SMTPServer
 
 SECRET = "chaos-secret-key-" + "y" * 32
 FAST = {
@@ -57,12 +56,6 @@ FAST = {
     "poll_interval_s": 0.2,
     "reconcile_after_s": 2,
 }
-
-
-def small_jpeg(size: tuple[int, int] = (64, 64), color: str = "teal") -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "JPEG", quality=85)
-    return buf.getvalue()
 
 
 def sim_config(**knobs: Any) -> SimConfig:
@@ -293,7 +286,7 @@ class ChaosEnv:
         if self.smtp is not None:
             data["email"] = f"guest{index}@example.com"
         return await self.client.post(
-            "/v1/jobs", data=data, files={"image": ("guest.jpg", small_jpeg(), "image/jpeg")}, headers=self.auth
+            "/v1/jobs", data=data, files={"image": ("guest.jpg", jpeg(color="teal"), "image/jpeg")}, headers=self.auth
         )
 
     async def submit(self, count: int, *, spacing_s: float = 0.0) -> list[str]:

@@ -26,8 +26,9 @@ from photobot.net.fetcher import SafeFetcher
 from photobot.providers.errors import SignatureInvalid
 from photobot.providers.signatures import kie_signature, verify_kie_hmac
 from photobot.signing import BadToken, CallbackTokens
-from tests.chaos.harness import SECRET, ChaosEnv, chaos_env, sim_config, small_jpeg
+from tests.chaos.harness import SECRET, ChaosEnv, chaos_env, sim_config
 from tests.chaos.report import refused
+from tests.support.images import jpeg
 from tests.support.servers import serve
 
 HMAC_KEY = "chaos-hmac-key"
@@ -224,7 +225,7 @@ async def test_ssrf_through_the_intake_api(pg_database: Database, tmp_path: Path
             refused("SSRF via POST /v1/jobs image URL", ok)
             assert ok, (target, response.status_code, response.text[:200])
         good = await env.client.post(
-            "/v1/jobs", files={"image": ("a.jpg", small_jpeg(), "image/jpeg")}, data={"style": "pb_a"},
+            "/v1/jobs", files={"image": ("a.jpg", jpeg(color="teal"), "image/jpeg")}, data={"style": "pb_a"},
             headers=env.auth,
         )  # fmt: skip
         assert good.status_code == 202  # the same client is not refused for a real photo

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from photobot.db import Database
 from photobot.db.models import WebhookEvent
 from tests.chaos.harness import chaos_env, scale, sim_config
-from tests.conftest import SMTPServer
+from tests.support.smtp import SMTPServer
 
 
 async def test_429_storm(pg_database: Database, tmp_path: Path, smtp_server: SMTPServer, chaos_full: bool) -> None:

@@ -16,7 +16,7 @@ import httpx
 from photobot.db import Database
 from photobot.db.migrate import upgrade
 from tests.chaos.harness import OwnPostgres, OwnRedis, chaos_env, scale, sim_config
-from tests.conftest import SMTPServer
+from tests.support.smtp import SMTPServer
 
 
 async def test_redis_stopped_mid_run(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from photobot.db import Database
 from tests.chaos.harness import ForkServer, OwnRedis, WorkerProcess, chaos_env, scale, settings_env, sim_config
-from tests.conftest import SMTPServer
+from tests.support.smtp import SMTPServer
 
 
 async def test_kill9_workers(

@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from photobot.db import Database
 from photobot.db.migrate import downgrade, head_revision, upgrade
 from photobot.db.models import metadata
-from tests.conftest import create_pg_database, drop_pg_database, pg_url_for
+from tests.support.databases import create_pg_database, drop_pg_database, pg_url_for
 
 EXPECTED_TABLES = {t.name for t in metadata.sorted_tables}
 

@@ -29,8 +29,8 @@ from photobot.app import create_app
 from photobot.db import Database
 from photobot.db.migrate import upgrade
 from photobot.settings import load_settings
-from tests.api.conftest import seed
-from tests.conftest import create_pg_database, drop_pg_database, pg_url_for
+from tests.support.databases import create_pg_database, drop_pg_database, pg_url_for
+from tests.support.seed import seed
 from tests.support.servers import free_port
 
 MAX_EXAMPLES = 3  # per operation and mode; --chaos-full (or PHOTOBOT_TEST_CHAOS_FULL=1): FULL_EXAMPLES

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 from photobot.intake import process_image
 from photobot.intake.errors import ImageError
@@ -27,6 +26,7 @@ from photobot.providers.base import CallbackEvent
 from photobot.providers.errors import CallbackMalformed, CallbackRejected
 from photobot.providers.fal import parse_fal_webhook
 from photobot.providers.kie import parse_kie_callback
+from tests.support.images import image_bytes
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 IMAGES = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -108,13 +108,7 @@ def test_fal_webhook_shaped_json(payload: object) -> None:
 # --- image intake --------------------------------------------------------------------------------------
 
 
-def _image(fmt: str, size: tuple[int, int] = (24, 16)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, "orange").save(buf, fmt)
-    return buf.getvalue()
-
-
-SEEDS = [_image("JPEG"), _image("PNG"), _image("WEBP")]
+SEEDS = [image_bytes(fmt, (24, 16), "orange") for fmt in ("JPEG", "PNG", "WEBP")]
 
 
 @st.composite

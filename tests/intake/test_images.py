@@ -21,8 +21,7 @@ from photobot.intake import (
     verify_image,
 )
 from photobot.intake import images as images_module
-
-from .conftest import encode, png_bomb
+from tests.support.images import encode, png_bomb
 
 MAX_PIXELS = 40_000_000
 RED, BLUE = (220, 20, 20), (20, 20, 220)

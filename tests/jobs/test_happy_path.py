@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from photobot.db import Database
-from tests.support.engine import EngineEnv, EngineFactory
+from tests.support.stack import Stack, StackFactory
 
 
-async def _happy(env: EngineEnv) -> dict[str, Any]:
+async def _happy(env: Stack) -> dict[str, Any]:
     job_id = await env.submit()
     view = await env.wait_for(job_id, "completed")
     assert view["error"] is None
@@ -33,22 +33,22 @@ async def _happy(env: EngineEnv) -> dict[str, Any]:
     return view
 
 
-async def test_happy_path_local_storage(database: Database, engine: EngineFactory) -> None:
-    async with engine(database) as env:
+async def test_happy_path_local_storage(database: Database, stack: StackFactory) -> None:
+    async with stack(database) as env:
         await _happy(env)
 
 
 async def test_happy_path_s3_storage(
-    pg_database: Database, engine: EngineFactory, s3_storage_url: str, s3_endpoint: str
+    pg_database: Database, stack: StackFactory, s3_storage_url: str, s3_endpoint: str
 ) -> None:
-    async with engine(pg_database, storage_url=s3_storage_url) as env:
+    async with stack(pg_database, storage_url=s3_storage_url) as env:
         view = await _happy(env)
         assert view["result_url"].startswith(s3_endpoint)  # a presigned link into the bucket (moto's S3)
 
 
 @pytest.mark.parametrize("count", [5])
-async def test_many_jobs_complete(database: Database, engine: EngineFactory, count: int) -> None:
-    async with engine(database) as env:
+async def test_many_jobs_complete(database: Database, stack: StackFactory, count: int) -> None:
+    async with stack(database) as env:
         ids = [await env.submit() for _ in range(count)]
         for job_id in ids:
             await env.wait_for(job_id, "completed")

@@ -8,14 +8,14 @@ import json
 import pytest
 
 from photobot.db import Database
-from tests.support.engine import EngineFactory
+from tests.support.stack import StackFactory
 
 
 @pytest.mark.parametrize(("mode", "uploads"), [("never", 0), ("always", 1)])
 async def test_input_goes_by_signed_url_or_by_upload(
-    sqlite_database: Database, engine: EngineFactory, mode: str, uploads: int
+    sqlite_database: Database, stack: StackFactory, mode: str, uploads: int
 ) -> None:
-    async with engine(sqlite_database, kie_input_upload=mode) as env:
+    async with stack(sqlite_database, kie_input_upload=mode) as env:
         job_id = await env.submit()
         await env.wait_for(job_id, "completed")
         task = env.sim.state.tasks[(await env.job(job_id)).provider_task_id]

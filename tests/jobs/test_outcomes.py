@@ -6,11 +6,11 @@ import asyncio
 
 from photobot.db import Database
 from photobot.db.models import Event
-from tests.support.engine import EngineFactory, fast_sim
+from tests.support.stack import StackFactory, fast_sim
 
 
-async def test_lost_callbacks_are_reconciled(database: Database, engine: EngineFactory) -> None:
-    async with engine(database, fast_sim(drop_rate=1.0), reconcile_after_s=1) as env:
+async def test_lost_callbacks_are_reconciled(database: Database, stack: StackFactory) -> None:
+    async with stack(database, fast_sim(drop_rate=1.0), reconcile_after_s=1) as env:
         ids = await asyncio.gather(*(env.submit() for _ in range(4)))
         for job_id in ids:
             await env.wait_for(job_id, "completed", timeout=30)
@@ -21,8 +21,8 @@ async def test_lost_callbacks_are_reconciled(database: Database, engine: EngineF
         assert await env.webhook_events() == []
 
 
-async def test_provider_failure_fails_and_releases(database: Database, engine: EngineFactory) -> None:
-    async with engine(database, fast_sim(failure_rate=1.0), credits=5) as env:
+async def test_provider_failure_fails_and_releases(database: Database, stack: StackFactory) -> None:
+    async with stack(database, fast_sim(failure_rate=1.0), credits=5) as env:
         ids = [await env.submit() for _ in range(2)]
         for job_id in ids:
             view = await env.wait_for(job_id, "failed")
@@ -44,10 +44,10 @@ async def test_provider_failure_fails_and_releases(database: Database, engine: E
 
 
 async def test_provider_in_maintenance_fails_the_job_at_its_deadline(
-    sqlite_database: Database, engine: EngineFactory
+    sqlite_database: Database, stack: StackFactory
 ) -> None:
     """455 on every createTask: the submit step retries, but never past the job's deadline."""
-    async with engine(sqlite_database, fast_sim(maintenance=True), job_timeout_s=10) as env:
+    async with stack(sqlite_database, fast_sim(maintenance=True), job_timeout_s=10) as env:
         job_id = await env.submit()
         view = await env.wait_for(job_id, "failed", timeout=25)
         job = await env.job(job_id)

@@ -17,8 +17,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from photobot.db import Database
-from tests.support.engine import EngineFactory, fast_sim
 from tests.support.servers import free_port
+from tests.support.stack import StackFactory, fast_sim
 
 
 @pytest.fixture
@@ -56,11 +56,11 @@ async def _ping(url: str, timeout: float = 10) -> None:
 
 
 async def test_redis_killed_mid_run(
-    database: Database, engine: EngineFactory, private_redis: tuple[str, subprocess.Popen]
+    database: Database, stack: StackFactory, private_redis: tuple[str, subprocess.Popen]
 ) -> None:
     url, proc = private_redis
     await _ping(url)
-    async with engine(database, fast_sim(callback_delay_s=0.3), redis_url=url, reconcile_after_s=2) as env:
+    async with stack(database, fast_sim(callback_delay_s=0.3), redis_url=url, reconcile_after_s=2) as env:
         first = [await env.submit() for _ in range(2)]
         for job_id in first:
             await env.wait_for(job_id, "completed")

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from photobot.db import Database
 from photobot.db.models import Job, utcnow
 from photobot.providers.simulator.runner import start_server
-from tests.support.engine import EngineFactory, fast_sim
+from tests.support.stack import StackFactory, fast_sim
 
 
 @asynccontextmanager
@@ -52,10 +52,10 @@ async def counting_proxy(host: str = "127.0.0.1") -> AsyncIterator[dict]:
 
 
 @pytest.mark.parametrize("confirm", [True, False], ids=["confirm", "trust-callback"])
-async def test_result_host_outside_allowlist(database: Database, engine: EngineFactory, confirm: bool) -> None:
+async def test_result_host_outside_allowlist(database: Database, stack: StackFactory, confirm: bool) -> None:
     async with counting_proxy() as proxy:
         sim = fast_sim(result_host=proxy["url"])
-        async with engine(database, sim, kie_confirm_results=confirm) as env:
+        async with stack(database, sim, kie_confirm_results=confirm) as env:
             proxy["upstream"] = env.sim.url
             assert proxy["netloc"] not in env.app.state.providers.get("kie").result_hosts
             job_id = await env.submit()
@@ -70,11 +70,11 @@ async def test_result_host_outside_allowlist(database: Database, engine: EngineF
             assert job.result_key is None
 
 
-async def test_result_host_on_a_private_address(database: Database, engine: EngineFactory) -> None:
+async def test_result_host_on_a_private_address(database: Database, stack: StackFactory) -> None:
     # Allowed by name, but 127.0.0.2 is a private address: refused before connecting.
     async with counting_proxy("127.0.0.2") as proxy:
         sim = fast_sim(result_host=proxy["url"])
-        async with engine(database, sim, allow_private_networks=False, kie_result_hosts=[proxy["netloc"]]) as env:
+        async with stack(database, sim, allow_private_networks=False, kie_result_hosts=[proxy["netloc"]]) as env:
             proxy["upstream"] = env.sim.url
             job_id = await env.submit()
             view = await env.wait_for(job_id, "failed", timeout=30)
@@ -84,11 +84,11 @@ async def test_result_host_on_a_private_address(database: Database, engine: Engi
             assert proxy["hits"]["results"] == 0  # but we never fetched the result from there
 
 
-async def test_finish_retries_keep_their_backoff_past_the_deadline(database: Database, engine: EngineFactory) -> None:
+async def test_finish_retries_keep_their_backoff_past_the_deadline(database: Database, stack: StackFactory) -> None:
     async with counting_proxy() as proxy:
         proxy["fail"] = True
         sim = fast_sim(result_host=proxy["url"])
-        async with engine(database, sim, kie_result_hosts=[proxy["netloc"]]) as env:
+        async with stack(database, sim, kie_result_hosts=[proxy["netloc"]]) as env:
             proxy["upstream"] = env.sim.url
             job_id = await env.submit()
             while proxy["hits"]["results"] < 1:

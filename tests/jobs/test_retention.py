@@ -12,10 +12,10 @@ from photobot.jobs.retention import purge_once, run_retention
 from photobot.pages.thumbs import ensure_thumbnail
 from photobot.settings import Settings
 from photobot.storage.keys import thumb_key
-from tests.support.pages import PagesEnv, open_pages
+from tests.support.stack import Stack, open_app
 
 
-async def test_inputs_then_results_are_deleted_and_pages_answer_410(pages: PagesEnv) -> None:
+async def test_inputs_then_results_are_deleted_and_pages_answer_410(pages: Stack) -> None:
     storage = pages.runtime.storage
     now = utcnow()
     hours = pages.settings.input_ttl_hours
@@ -66,7 +66,7 @@ async def test_inputs_then_results_are_deleted_and_pages_answer_410(pages: Pages
     assert (await pages.client.get(f"/p/{day_old.public_id}")).status_code == 410
 
 
-async def test_the_periodic_task_runs_a_pass_and_stops(shared_pages: PagesEnv) -> None:
+async def test_the_periodic_task_runs_a_pass_and_stops(shared_pages: Stack) -> None:
     env = shared_pages
     old = utcnow() - timedelta(days=env.settings.result_ttl_days + 1)
     job = await env.add_job(JobState.completed, created_at=old, completed_at=old)
@@ -83,7 +83,7 @@ async def test_the_periodic_task_runs_a_pass_and_stops(shared_pages: PagesEnv) -
 async def test_retention_and_thumbnails_on_s3(
     sqlite_database: Database, make_settings: Callable[..., Settings], s3_storage_url: str
 ) -> None:
-    async for env in open_pages(sqlite_database, make_settings, storage_url=s3_storage_url):
+    async with open_app(sqlite_database, make_settings, storage_url=s3_storage_url) as env:
         storage = env.runtime.storage
         old = utcnow() - timedelta(days=env.settings.result_ttl_days + 1)
         yesterday = utcnow() - timedelta(hours=env.settings.input_ttl_hours + 1)

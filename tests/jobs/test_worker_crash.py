@@ -24,8 +24,8 @@ import httpx
 
 from photobot.db import Database
 from photobot.providers.simulator.runner import start_server
-from tests.conftest import SMTPServer
-from tests.support.engine import EngineEnv, EngineFactory, fast_sim
+from tests.support.smtp import SMTPServer
+from tests.support.stack import Stack, StackFactory, fast_sim
 
 LEASE_S = 5  # the smallest lease the settings accept
 
@@ -61,7 +61,7 @@ async def stalling_host() -> AsyncIterator[dict[str, Any]]:
         await server.stop()
 
 
-def _start_worker(env: EngineEnv, tmp_path: Path, name: str, result_host: str, smtp_url: str) -> subprocess.Popen:
+def _start_worker(env: Stack, tmp_path: Path, name: str, result_host: str, smtp_url: str) -> subprocess.Popen:
     settings = env.settings
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOBOT_")}
     environ.update({
@@ -105,13 +105,13 @@ def _logs(tmp_path: Path) -> str:
 
 
 async def test_worker_killed_mid_finish(
-    pg_database: Database, engine: EngineFactory, smtp_server: SMTPServer, tmp_path: Path
+    pg_database: Database, stack: StackFactory, smtp_server: SMTPServer, tmp_path: Path
 ) -> None:
     workers: list[subprocess.Popen] = []
     try:
         async with stalling_host() as host:
             sim = fast_sim(result_host=host["url"], result_pad_bytes=300_000)
-            async with engine(
+            async with stack(
                 pg_database, sim, run_dispatcher=False, kie_result_hosts=[host["netloc"]], smtp_url=smtp_server.url
             ) as env:
                 host["upstream"] = env.sim.url

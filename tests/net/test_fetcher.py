@@ -27,8 +27,7 @@ from photobot.net import (
     UrlNotAllowed,
 )
 from photobot.net.transport import PinnedTransport
-
-from .conftest import Exchange, FakeDNS, LocalServer
+from tests.support.http_server import Exchange, FakeDNS, LocalServer
 
 MB = 1024 * 1024
 

@@ -14,9 +14,10 @@ import pytest
 
 from photobot.db import Database
 from photobot.settings import Settings
-from tests.conftest import SMTPServer
-from tests.notify.helpers import DirStorage, HttpCapture, make_style
+from tests.support.notify import DirStorage, HttpCapture
+from tests.support.seed import make_style
 from tests.support.servers import free_port
+from tests.support.smtp import SMTPServer
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

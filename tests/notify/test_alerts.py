@@ -11,7 +11,7 @@ from photobot.db import Database
 from photobot.db.models import CreditAlert, Event
 from photobot.notify import Notifier, check_credit_alerts, reset_credit_alerts
 from photobot.notify.alerts import crossed_thresholds
-from tests.notify.helpers import make_event
+from tests.support.seed import make_event
 
 
 @pytest.mark.parametrize(

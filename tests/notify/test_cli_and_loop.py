@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from photobot.cli.jobs import resend_command
 from photobot.notify import Notifier
-from tests.notify.helpers import finish_job, make_event, make_job, png_bytes
+from tests.support.images import png
+from tests.support.seed import finish_job, make_event, make_job
 
 
 async def test_resend_command_queues_a_sent_channel_again(
@@ -17,7 +18,7 @@ async def test_resend_command_queues_a_sent_channel_again(
 ):
     settings = notify_settings(smtp_url=notify_smtp.url)
     job = await make_job(notify_sqlite, await make_event(notify_sqlite), email="guest@example.com")
-    notify_storage.put(f"results/{job.id}.png", png_bytes())
+    notify_storage.put(f"results/{job.id}.png", png((8, 8), (200, 30, 90)))
     await finish_job(notify_sqlite, job.id, settings)
     notifier = Notifier(notify_sqlite, settings, notify_storage)
     await notifier.run_due()
@@ -47,7 +48,7 @@ async def test_run_forever_sends_on_wake_and_stops(notify_sqlite, notify_setting
     try:
         for _ in range(3):
             job = await make_job(notify_sqlite, event)
-            notify_storage.put(f"results/{job.id}.png", png_bytes())
+            notify_storage.put(f"results/{job.id}.png", png((8, 8), (200, 30, 90)))
             before = len(http_capture.requests)
             await finish_job(notify_sqlite, job.id, settings)
             wake.set()

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from photobot.db.models import Job, JobState, Notification
 from photobot.notify import Notifier, resend_notification
-from tests.notify.helpers import finish_job, make_event, make_job, png_bytes
+from tests.support.images import png
+from tests.support.seed import finish_job, make_event, make_job
 
 GUEST = "guest.person@example.com"
 
@@ -25,7 +26,7 @@ async def test_email_carries_subject_link_and_the_stored_photo(notify_db, notify
     settings = notify_settings(smtp_url=notify_smtp.url)
     event = await make_event(notify_db, title="Gala Night", primary_color="#ff0066", footer_text="Thanks for coming")
     job = await make_job(notify_db, event, email=GUEST)
-    image = png_bytes()
+    image = png((8, 8), (200, 30, 90))
     notify_storage.put(f"results/{job.id}.png", image)
     await finish_job(notify_db, job.id, settings)
 
@@ -54,7 +55,7 @@ async def test_ten_duplicate_finishes_send_one_email(notify_db, notify_smtp, not
     settings = notify_settings(smtp_url=notify_smtp.url)
     event = await make_event(notify_db)
     job = await make_job(notify_db, event, email=GUEST)
-    notify_storage.put(f"results/{job.id}.png", png_bytes())
+    notify_storage.put(f"results/{job.id}.png", png((8, 8), (200, 30, 90)))
 
     created = await asyncio.gather(*(finish_job(notify_db, job.id, settings) for _ in range(10)))
     assert sum(len(c) for c in created) == 1
@@ -75,7 +76,7 @@ async def test_smtp_down_retries_then_fails_and_the_job_stays_completed(
     settings = notify_settings(smtp_url=dead_smtp_url)
     event = await make_event(notify_db)
     job = await make_job(notify_db, event, email=GUEST)
-    notify_storage.put(f"results/{job.id}.png", png_bytes())
+    notify_storage.put(f"results/{job.id}.png", png((8, 8), (200, 30, 90)))
     await finish_job(notify_db, job.id, settings)
     outcomes: list[tuple[str, str]] = []
     notifier = Notifier(
@@ -102,7 +103,7 @@ async def test_smtp_down_retries_then_fails_and_the_job_stays_completed(
 async def test_resend_sends_a_delivered_email_again(notify_sqlite, notify_smtp, notify_settings, notify_storage):
     settings = notify_settings(smtp_url=notify_smtp.url)
     job = await make_job(notify_sqlite, await make_event(notify_sqlite), email=GUEST)
-    notify_storage.put(f"results/{job.id}.png", png_bytes())
+    notify_storage.put(f"results/{job.id}.png", png((8, 8), (200, 30, 90)))
     await finish_job(notify_sqlite, job.id, settings)
     notifier = Notifier(notify_sqlite, settings, notify_storage)
     await notifier.run_due()
@@ -130,7 +131,7 @@ async def test_resend_plans_a_channel_configured_after_the_job_finished(
     notify_sqlite, notify_smtp, notify_settings, notify_storage
 ):
     job = await make_job(notify_sqlite, await make_event(notify_sqlite), email=GUEST)
-    notify_storage.put(f"results/{job.id}.png", png_bytes())
+    notify_storage.put(f"results/{job.id}.png", png((8, 8), (200, 30, 90)))
     assert await finish_job(notify_sqlite, job.id, notify_settings()) == []  # no SMTP configured yet
     settings = notify_settings(smtp_url=notify_smtp.url)
     await resend_notification(notify_sqlite, job.id, "email", settings=settings)
@@ -164,7 +165,7 @@ async def test_failures_never_raise_into_the_caller(notify_sqlite, notify_smtp, 
 
     # a broken metrics callback and a closed database do not raise either
     notify_storage.fail_downloads = False
-    notify_storage.put(f"results/{job.id}.png", png_bytes())
+    notify_storage.put(f"results/{job.id}.png", png((8, 8), (200, 30, 90)))
     await asyncio.sleep(0.03)
     broken = Notifier(notify_sqlite, settings, notify_storage, lambda *_: 1 / 0)
     assert await broken.run_due() == 1
@@ -179,7 +180,7 @@ async def test_a_hanging_smtp_server_does_not_block_the_loop(notify_sqlite, noti
     port = server.sockets[0].getsockname()[1]
     settings = notify_settings(smtp_url=f"mailto://127.0.0.1:{port}?from=booth@photobot.test&mode=insecure&cto=1&rto=1")
     job = await make_job(notify_sqlite, await make_event(notify_sqlite), email=GUEST)
-    notify_storage.put(f"results/{job.id}.png", png_bytes())
+    notify_storage.put(f"results/{job.id}.png", png((8, 8), (200, 30, 90)))
     await finish_job(notify_sqlite, job.id, settings)
     notifier = Notifier(notify_sqlite, settings, notify_storage, send_timeout_s=0.5, base_backoff_s=0.01)
 
@@ -208,7 +209,7 @@ async def test_no_guest_address_in_any_log_line(notify_sqlite, notify_smtp, noti
     caplog.set_level(logging.DEBUG)
     settings = notify_settings(smtp_url=notify_smtp.url)
     job = await make_job(notify_sqlite, await make_event(notify_sqlite), email=GUEST)
-    notify_storage.put(f"results/{job.id}.png", png_bytes())
+    notify_storage.put(f"results/{job.id}.png", png((8, 8), (200, 30, 90)))
     await finish_job(notify_sqlite, job.id, settings)
     await Notifier(notify_sqlite, settings, notify_storage).run_due()
     assert len(notify_smtp.messages) == 1

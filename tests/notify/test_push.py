@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from photobot.db.models import Notification
 from photobot.notify import Notifier
-from tests.notify.helpers import finish_job, make_event, make_job, png_bytes
+from tests.support.images import png
+from tests.support.seed import finish_job, make_event, make_job
 
 
 async def test_json_push_carries_the_link_and_the_photo(notify_sqlite, notify_settings, notify_storage, http_capture):
@@ -16,7 +17,7 @@ async def test_json_push_carries_the_link_and_the_photo(notify_sqlite, notify_se
     url = f"json://127.0.0.1:{http_capture.port}/kiosk"
     event = await make_event(notify_sqlite, title="Gala Night", notify_urls=[url])
     job = await make_job(notify_sqlite, event)
-    image = png_bytes()
+    image = png((8, 8), (200, 30, 90))
     notify_storage.put(f"results/{job.id}.png", image)
     (row,) = await finish_job(notify_sqlite, job.id, settings)
     assert (row.channel, row.target) == ("push:0", url)
@@ -88,7 +89,7 @@ async def test_event_templates_override_the_defaults(notify_sqlite, notify_setti
         },
     )
     job = await make_job(notify_sqlite, event)
-    notify_storage.put(f"results/{job.id}.png", png_bytes())
+    notify_storage.put(f"results/{job.id}.png", png((8, 8), (200, 30, 90)))
     await finish_job(notify_sqlite, job.id, settings)
     await Notifier(notify_sqlite, settings, notify_storage).run_due()
     payload = http_capture.requests[0].json()

@@ -11,7 +11,7 @@ from photobot.db.models import Notification, utcnow
 from photobot.notify import Notifier
 from photobot.notify.delivery import SendResult
 from photobot.notify.queue import RetryPolicy
-from tests.notify.helpers import finish_job, make_event, make_job
+from tests.support.seed import finish_job, make_event, make_job
 
 
 class RecordingSender:

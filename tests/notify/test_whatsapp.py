@@ -20,7 +20,8 @@ from photobot.db.models import Event, Job, Notification
 from photobot.notify import Notifier
 from photobot.notify.channels import build_delivery
 from photobot.notify.rendering import job_context, render_message
-from tests.notify.helpers import finish_job, make_event, make_job, png_bytes
+from tests.support.images import png
+from tests.support.seed import finish_job, make_event, make_job
 
 TOKEN = "EAAGtoken123"
 SENDER = "1234567890"
@@ -79,7 +80,7 @@ async def test_the_meta_request_the_plugin_sends(notify_sqlite, notify_settings,
     settings = _settings(notify_settings)
     event = await make_event(notify_sqlite, title="Gala Night")
     job = await make_job(notify_sqlite, event, phone=PHONE, email=None)
-    notify_storage.put(f"results/{job.id}.png", png_bytes())
+    notify_storage.put(f"results/{job.id}.png", png((8, 8), (200, 30, 90)))
     await finish_job(notify_sqlite, job.id, settings)
 
     assert await Notifier(notify_sqlite, settings, notify_storage).run_due() == 1

@@ -23,8 +23,8 @@ from photobot.db.models import JobState
 from photobot.links import gallery_url
 from photobot.providers.simulator import SimConfig, Simulator
 from photobot.providers.simulator.kie_api import callback_payload
-from tests.pages.test_live import finished_task, submit
-from tests.support.pages import PagesEnv, module_pages
+from tests.support.live import finished_task, submit
+from tests.support.stack import Stack, module_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = Path("test-output")
@@ -57,13 +57,11 @@ async def sim() -> AsyncIterator[Simulator]:
 
 
 @pytest.fixture(scope="module")
-async def live(
-    sim: Simulator, sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[PagesEnv]:
+async def live(sim: Simulator, sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """A served app with its dispatcher, talking to the simulator."""
-    async for env in module_pages(
+    async with module_stack(
         sqlite_template, tmp_path_factory, run_dispatcher=True, kie_base_url=sim.url, kie_upload_base_url=sim.url
-    ):
+    ) as env:
         await env.set_event(
             title="Ana & Budi's Wedding",
             primary_color="#c2185b",
@@ -90,7 +88,7 @@ def screenshot_path(name: str) -> Path:
 
 
 async def test_guest_page_shows_the_photo_when_it_is_ready_without_a_reload(
-    live: PagesEnv, sim: Simulator, browser: Any
+    live: Stack, sim: Simulator, browser: Any
 ) -> None:
     sim.config.drop_rate = 1.0  # the test sends the callback itself
     sim.state.tasks.clear()
@@ -125,7 +123,7 @@ async def test_guest_page_shows_the_photo_when_it_is_ready_without_a_reload(
         sim.config.drop_rate = 0.0
 
 
-async def test_kiosk_takes_a_photo_and_shows_the_qr_code(live: PagesEnv, sim: Simulator, browser: Any) -> None:
+async def test_kiosk_takes_a_photo_and_shows_the_qr_code(live: Stack, sim: Simulator, browser: Any) -> None:
     context = await browser.new_context(viewport={"width": 820, "height": 1180}, device_scale_factor=1)
     await context.grant_permissions(["camera"], origin=live.base_url)
     page = await context.new_page()
@@ -177,7 +175,7 @@ async def test_kiosk_takes_a_photo_and_shows_the_qr_code(live: PagesEnv, sim: Si
     await context.close()
 
 
-async def test_live_wall_adds_a_new_photo_in_the_browser(live: PagesEnv, browser: Any) -> None:
+async def test_live_wall_adds_a_new_photo_in_the_browser(live: Stack, browser: Any) -> None:
     event_id = await live.new_event("Wall", title="Gala Night", primary_color="#0f766e")
     for color in ("#e76f51", "#2a9d8f", "#e9c46a", "#264653", "#f4a261"):
         await live.add_job(JobState.completed, event_id=event_id, color=color)
@@ -202,7 +200,7 @@ async def test_live_wall_adds_a_new_photo_in_the_browser(live: PagesEnv, browser
     await context.close()
 
 
-async def test_without_server_sent_events_the_page_polls_the_json(live: PagesEnv, browser: Any) -> None:
+async def test_without_server_sent_events_the_page_polls_the_json(live: Stack, browser: Any) -> None:
     job = await submit(live.client, live.kiosk_token)  # the simulator calls back by itself
     context = await browser.new_context(**PHONE)
     await context.add_init_script("delete window.EventSource;")

@@ -17,11 +17,11 @@ from photobot.links import gallery_url
 from photobot.pages.thumbs import THUMB_SIDE
 from photobot.signing import GallerySigner
 from photobot.storage.keys import thumb_key
-from tests.pages.test_guest import read_events
-from tests.support.pages import PagesEnv
+from tests.support.live import read_events
+from tests.support.stack import Stack
 
 
-def link(env: PagesEnv, event_id: int, **kwargs: Any) -> str:
+def link(env: Stack, event_id: int, **kwargs: Any) -> str:
     url = gallery_url(env.base_url, env.settings.secret_keys(), event_id, **kwargs)
     return url.removeprefix(env.base_url)
 
@@ -30,7 +30,7 @@ def photo_ids(html: str) -> list[str]:
     return re.findall(r'<li data-id="([0-9a-f]{32})">', html)
 
 
-async def test_bad_or_missing_signature_is_403(shared_pages: PagesEnv) -> None:
+async def test_bad_or_missing_signature_is_403(shared_pages: Stack) -> None:
     env = shared_pages
     event_id = await env.new_event("Signed")
     good = link(env, event_id)
@@ -56,7 +56,7 @@ async def test_bad_or_missing_signature_is_403(shared_pages: PagesEnv) -> None:
     assert (await env.client.get(future)).status_code == 200
 
 
-async def test_only_completed_photos_of_the_event_newest_first_paginated(shared_pages: PagesEnv) -> None:
+async def test_only_completed_photos_of_the_event_newest_first_paginated(shared_pages: Stack) -> None:
     env = shared_pages
     event_id = await env.new_event("Paginated", title="Gala Night")
     now = utcnow()
@@ -89,7 +89,7 @@ async def test_only_completed_photos_of_the_event_newest_first_paginated(shared_
     assert photo_ids(empty.text) == [] and "No photos yet" in empty.text
 
 
-async def test_thumbnails_are_made_once_and_reused(shared_pages: PagesEnv) -> None:
+async def test_thumbnails_are_made_once_and_reused(shared_pages: Stack) -> None:
     env = shared_pages
     event_id = await env.new_event("Thumbs")
     job = await env.add_job(JobState.completed, event_id=event_id)
@@ -115,7 +115,7 @@ async def test_thumbnails_are_made_once_and_reused(shared_pages: PagesEnv) -> No
     assert (await env.client.get(wrong_event)).status_code == 404
 
 
-async def test_live_wall_adds_photos_as_they_complete(shared_pages: PagesEnv) -> None:
+async def test_live_wall_adds_photos_as_they_complete(shared_pages: Stack) -> None:
     env = shared_pages
     event_id = await env.new_event("Wall")
     old = await env.add_job(JobState.completed, event_id=event_id, completed_at=utcnow() - timedelta(minutes=1))
@@ -143,7 +143,7 @@ async def test_live_wall_adds_photos_as_they_complete(shared_pages: PagesEnv) ->
     assert await env.runtime.storage.exists(thumb_key(new.id))  # made when the wall first showed it
 
 
-async def test_cli_prints_a_working_gallery_link(shared_pages: PagesEnv) -> None:
+async def test_cli_prints_a_working_gallery_link(shared_pages: Stack) -> None:
     env = shared_pages
     event_id = await env.new_event("CLI")
     environ = {

@@ -14,10 +14,12 @@ from PIL import Image
 
 from photobot.bus import JOB_CHANNEL_PREFIX
 from photobot.db.models import Job, JobState, utcnow
-from tests.support.pages import PagesEnv
+from tests.support.images import striped_png
+from tests.support.live import read_events
+from tests.support.stack import Stack
 
 
-async def page(env: PagesEnv, job: Job | str) -> httpx.Response:
+async def page(env: Stack, job: Job | str) -> httpx.Response:
     public_id = job if isinstance(job, str) else job.public_id
     return await env.client.get(f"/p/{public_id}")
 
@@ -33,7 +35,7 @@ def visible_sections(html: str) -> set[str]:
     return shown
 
 
-async def test_pending_and_processing_pages_show_progress_and_branding(pages: PagesEnv) -> None:
+async def test_pending_and_processing_pages_show_progress_and_branding(pages: Stack) -> None:
     await pages.set_event(
         title="Ana & Budi's Wedding",
         primary_color="#e0457b",
@@ -58,7 +60,7 @@ async def test_pending_and_processing_pages_show_progress_and_branding(pages: Pa
         assert '<html lang="en">' in html
 
 
-async def test_completed_page_shows_photo_download_and_share(shared_pages: PagesEnv) -> None:
+async def test_completed_page_shows_photo_download_and_share(shared_pages: Stack) -> None:
     pages = shared_pages
     job = await pages.add_job(JobState.completed)
     response = await page(pages, job)
@@ -76,7 +78,7 @@ async def test_completed_page_shows_photo_download_and_share(shared_pages: Pages
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
 
 
-async def test_failed_page_is_friendly_and_hides_internal_errors(shared_pages: PagesEnv) -> None:
+async def test_failed_page_is_friendly_and_hides_internal_errors(shared_pages: Stack) -> None:
     pages = shared_pages
     job = await pages.add_job(JobState.failed)
     html = (await page(pages, job)).text
@@ -88,7 +90,7 @@ async def test_failed_page_is_friendly_and_hides_internal_errors(shared_pages: P
     assert "internal detail" not in json.dumps(data)
 
 
-async def test_event_language_is_used(shared_pages: PagesEnv) -> None:
+async def test_event_language_is_used(shared_pages: Stack) -> None:
     pages = shared_pages
     event_id = await pages.new_event(language="id")
     job = await pages.add_job(JobState.pending, event_id=event_id)
@@ -96,7 +98,7 @@ async def test_event_language_is_used(shared_pages: PagesEnv) -> None:
     assert '<html lang="id">' in html and "Foto kamu sedang dibuat" in html
 
 
-async def test_unknown_page_is_404_html(shared_pages: PagesEnv) -> None:
+async def test_unknown_page_is_404_html(shared_pages: Stack) -> None:
     pages = shared_pages
     for public_id in ("NoSuchJobAtAll123", "x", "has.dots.in.it"):
         response = await page(pages, public_id)
@@ -108,7 +110,7 @@ async def test_unknown_page_is_404_html(shared_pages: PagesEnv) -> None:
     assert (await pages.client.get("/p/NoSuchJobAtAll123/events")).status_code == 404
 
 
-async def test_expired_pages_are_410(pages: PagesEnv) -> None:
+async def test_expired_pages_are_410(pages: Stack) -> None:
     ttl = pages.settings.result_ttl_days
     old = utcnow() - timedelta(days=ttl, minutes=1)
     past_ttl = await pages.add_job(JobState.completed, completed_at=old)  # not yet purged: still 410
@@ -125,7 +127,7 @@ async def test_expired_pages_are_410(pages: PagesEnv) -> None:
     assert (await page(pages, fresh)).status_code == 200
 
 
-async def test_json_fallback_etag_and_retry_after(shared_pages: PagesEnv) -> None:
+async def test_json_fallback_etag_and_retry_after(shared_pages: Stack) -> None:
     pages = shared_pages
     job = await pages.add_job(JobState.pending)
     url = f"/p/{job.public_id}.json"
@@ -149,11 +151,9 @@ async def test_json_fallback_etag_and_retry_after(shared_pages: PagesEnv) -> Non
     assert still.status_code == 304
 
 
-async def _complete(env: PagesEnv, job: Job) -> None:
+async def _complete(env: Stack, job: Job) -> None:
     key = f"results/{job.id}.png"
-    from tests.support.pages import png_bytes
-
-    await env.runtime.storage.put_bytes(key, png_bytes(), "image/png")
+    await env.runtime.storage.put_bytes(key, striped_png(), "image/png")
     async with env.db.session() as session:
         fresh = await session.get(Job, job.id)
         assert fresh is not None
@@ -162,28 +162,13 @@ async def _complete(env: PagesEnv, job: Job) -> None:
         fresh.completed_at = fresh.updated_at = utcnow()
 
 
-async def read_events(response: httpx.Response, into: list[dict[str, Any]]) -> None:
-    """Parse an SSE stream into `into` as {"event", "data", "at"} dicts until it ends."""
-    event: dict[str, Any] = {}
-    loop = asyncio.get_running_loop()
-    async for line in response.aiter_lines():
-        if line.startswith("event:"):
-            event["event"] = line[6:].strip()
-        elif line.startswith("data:"):
-            event["data"] = json.loads(line[5:].strip())
-        elif line == "" and "event" in event:
-            event["at"] = loop.time()
-            into.append(event)
-            event = {}
-
-
 async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.01)
 
 
-async def test_sse_pushes_each_change_and_closes_when_final(shared_pages: PagesEnv) -> None:
+async def test_sse_pushes_each_change_and_closes_when_final(shared_pages: Stack) -> None:
     pages = shared_pages
     job = await pages.add_job(JobState.pending)
     events: list[dict[str, Any]] = []
@@ -215,7 +200,7 @@ async def test_sse_pushes_each_change_and_closes_when_final(shared_pages: PagesE
     assert events[2]["data"]["result_url"]
 
 
-async def test_sse_for_a_finished_job_sends_once_and_ends(shared_pages: PagesEnv) -> None:
+async def test_sse_for_a_finished_job_sends_once_and_ends(shared_pages: Stack) -> None:
     pages = shared_pages
     job = await pages.add_job(JobState.failed)
     events: list[dict[str, Any]] = []
@@ -224,7 +209,7 @@ async def test_sse_for_a_finished_job_sends_once_and_ends(shared_pages: PagesEnv
     assert [e["data"]["status"] for e in events] == ["failed"]
 
 
-async def test_qr_codes_encode_the_page_url(shared_pages: PagesEnv) -> None:
+async def test_qr_codes_encode_the_page_url(shared_pages: Stack) -> None:
     pages = shared_pages
     job = await pages.add_job(JobState.pending)
     expected = f"{pages.settings.public_base_url}/p/{job.public_id}"
@@ -239,7 +224,7 @@ async def test_qr_codes_encode_the_page_url(shared_pages: PagesEnv) -> None:
     accepted = await pages.client.post(
         "/v1/jobs",
         headers={"Authorization": f"Bearer {pages.kiosk_token}"},
-        files={"image": ("p.png", _png(), "image/png")},
+        files={"image": ("p.png", striped_png((320, 240)), "image/png")},
         data={"style": "pb_a"},
     )
     assert accepted.status_code == 202, accepted.text
@@ -249,13 +234,7 @@ async def test_qr_codes_encode_the_page_url(shared_pages: PagesEnv) -> None:
     assert (await pages.client.get(accepted.json()["page_url"])).status_code == 200
 
 
-def _png() -> bytes:
-    from tests.support.pages import png_bytes
-
-    return png_bytes((320, 240))
-
-
-async def test_static_assets_are_versioned_and_cached(shared_pages: PagesEnv) -> None:
+async def test_static_assets_are_versioned_and_cached(shared_pages: Stack) -> None:
     pages = shared_pages
     job = await pages.add_job(JobState.pending)
     html = (await page(pages, job)).text

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from photobot.db.models import Style
-from tests.support.pages import PagesEnv
+from tests.support.stack import Stack
 
 
-async def test_styles_need_a_token_and_list_active_styles(shared_pages: PagesEnv) -> None:
+async def test_styles_need_a_token_and_list_active_styles(shared_pages: Stack) -> None:
     env = shared_pages
     assert (await env.client.get("/v1/styles")).status_code == 401
     bad = await env.client.get("/v1/styles", headers={"Authorization": "Bearer nope"})
@@ -23,7 +23,7 @@ async def test_styles_need_a_token_and_list_active_styles(shared_pages: PagesEnv
     assert "pb_d" not in {s["id"] for s in styles}
 
 
-async def test_kiosk_page_is_self_contained(shared_pages: PagesEnv) -> None:
+async def test_kiosk_page_is_self_contained(shared_pages: Stack) -> None:
     response = await shared_pages.client.get("/kiosk")
     assert response.status_code == 200
     assert response.headers["permissions-policy"] == "camera=(self)"

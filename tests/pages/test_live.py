@@ -20,9 +20,8 @@ from photobot.db import Database
 from photobot.providers.simulator import SimConfig, Simulator
 from photobot.providers.simulator.kie_api import callback_payload
 from photobot.settings import Settings
-from tests.api.conftest import seed
-from tests.pages.test_guest import read_events
-from tests.support.pages import png_bytes
+from tests.support.live import finished_task, read_events, submit
+from tests.support.seed import seed
 from tests.support.servers import free_port, serve
 
 
@@ -30,26 +29,6 @@ from tests.support.servers import free_port, serve
 async def simulator() -> AsyncIterator[Simulator]:
     async with Simulator(SimConfig(callback_delay_s=0.05, drop_rate=1.0, long_side=128)) as sim:
         yield sim
-
-
-async def submit(client: httpx.AsyncClient, token: str) -> dict[str, Any]:
-    response = await client.post(
-        "/v1/jobs",
-        headers={"Authorization": f"Bearer {token}"},
-        files={"image": ("guest.png", png_bytes((320, 240)), "image/png")},
-        data={"style": "pb_a"},
-    )
-    assert response.status_code == 202, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-async def finished_task(sim: Simulator, timeout: float = 10.0) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            done = [t for t in sim.state.tasks.values() if t["state"] == "success"]
-            if done:
-                return done[0]
-            await asyncio.sleep(0.02)
 
 
 async def follow_and_call_back(

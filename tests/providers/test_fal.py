@@ -19,7 +19,8 @@ from photobot.providers.fal import FalProvider, parse_fal_webhook
 from photobot.providers.signatures import JwksCache, fal_message, verify_fal_signature
 from photobot.providers.simulator import Simulator
 from photobot.settings import Settings
-from tests.providers.conftest import Aux, make_png, provider_settings
+from tests.support.images import png as png_image
+from tests.support.providers import Aux, provider_settings
 
 KEY = "fal-key-id:fal-key-secret"
 MODEL = "fal-ai/nano-banana-pro/edit"
@@ -104,7 +105,7 @@ async def test_storage_upload_for_private_inputs(
 ) -> None:
     settings = provider_settings(make_settings, simulator, allow_private_networks=False)
     fal = FalProvider(http, settings)
-    png = make_png()
+    png = png_image((160, 120), (200, 80, 40))
     prepared = await fal.prepare_input(f"{aux.url}/input.png", KEY, data=png, content_type="image/png")
     assert prepared.via == "uploaded" and (await http.get(prepared.url)).content == png
     public = await fal.prepare_input("https://8.8.8.8/in.png", KEY, data=png)

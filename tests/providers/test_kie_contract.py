@@ -15,7 +15,8 @@ from photobot.providers.errors import CallbackMalformed, CallbackUnknownShape, P
 from photobot.providers.kie import KieProvider, parse_kie_callback, parse_record
 from photobot.providers.simulator import Simulator
 from photobot.settings import Settings
-from tests.providers.conftest import Aux, make_png, provider_settings
+from tests.support.images import png as png_image
+from tests.support.providers import Aux, provider_settings
 
 KEY = "sim-key-contract-0001"
 
@@ -129,7 +130,7 @@ async def test_uploads_all_three_endpoints(
     import base64
 
     kie = KieProvider(http, settings)
-    png = make_png()
+    png = png_image((160, 120), (200, 80, 40))
     urls = [
         await kie.upload_stream(png, KEY, filename="a.png", content_type="image/png"),
         await kie.upload_base64(base64.b64encode(png).decode(), KEY, filename="b.png"),
@@ -154,7 +155,7 @@ async def test_prepare_input_modes(
     prepared = await kie.prepare_input(signed, KEY)
     assert prepared.via == via
     assert (prepared.url == signed) == (via == "signed")
-    assert (await http.get(prepared.url)).content == make_png()
+    assert (await http.get(prepared.url)).content == png_image((160, 120), (200, 80, 40))
 
 
 def test_public_url_check_without_network() -> None:

@@ -17,7 +17,7 @@ from photobot.providers.retry import RetryPolicy
 from photobot.providers.simulator import Simulator
 from photobot.providers.submit import Submitter
 from photobot.settings import Settings
-from tests.providers.conftest import Aux, provider_settings
+from tests.support.providers import Aux, provider_settings
 
 KEY = "sim-key-errors-0001"
 FAST = RetryPolicy(base_s=0.005, cap_s=0.02, max_attempts=4)

@@ -15,7 +15,7 @@ from photobot.providers.kie import KieProvider
 from photobot.providers.signatures import kie_signature, verify_kie_hmac
 from photobot.providers.simulator import Simulator
 from photobot.settings import Settings
-from tests.providers.conftest import Aux, provider_settings
+from tests.support.providers import Aux, provider_settings
 
 HMAC_KEY = "whk-test-0123456789"
 TASK = "0123456789abcdef0123456789abcdef"

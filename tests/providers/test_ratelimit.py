@@ -21,7 +21,7 @@ from photobot.providers.retry import RetryPolicy
 from photobot.providers.simulator import Simulator
 from photobot.providers.submit import Submitter
 from photobot.settings import Settings
-from tests.providers.conftest import Aux, provider_settings
+from tests.support.providers import Aux, provider_settings
 
 KEY = "burst-key-0001"
 WINDOW = 0.25

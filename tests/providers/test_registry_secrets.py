@@ -19,7 +19,7 @@ from photobot.providers.retry import RetryPolicy
 from photobot.providers.simulator import Simulator
 from photobot.providers.submit import Submitter
 from photobot.settings import Settings
-from tests.providers.conftest import Aux, provider_settings
+from tests.support.providers import Aux, provider_settings
 
 BAD, BROKE, GOOD = "sk-bad-0123456789abcdef", "sk-broke-0123456789abcdef", "sk-good-0123456789abcdef"
 HMAC = "hmac-secret-0123456789"

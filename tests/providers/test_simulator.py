@@ -14,7 +14,8 @@ from PIL import Image
 from photobot.cli.simulator import command
 from photobot.providers.simulator import SimConfig, Simulator
 from photobot.providers.simulator.imaging import stylise
-from tests.providers.conftest import Aux, make_png
+from tests.support.images import png as png_image
+from tests.support.providers import Aux
 
 KEY = "sim-self-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -107,7 +108,7 @@ async def test_result_padding_and_host_override(simulator: Simulator, aux: Aux, 
 
 
 def test_stylised_image_is_real_and_different() -> None:
-    source = make_png((300, 200))
+    source = png_image((300, 200), (200, 80, 40))
     png, ctype = stylise(source, "pop art", aspect_ratio="16:9", resolution="2K", long_side=256)
     assert ctype == "image/png"
     with Image.open(io.BytesIO(png)) as img:

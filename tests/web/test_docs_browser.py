@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from photobot.db import Database
-from tests.support.ops import OpsFactory
+from tests.support.stack import StackFactory
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -22,7 +22,7 @@ pytestmark = [
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-async def test_docs_render_offline(database: Database, ops_app: OpsFactory, tmp_path: Path) -> None:
+async def test_docs_render_offline(database: Database, ops_app: StackFactory, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright
 
     async with ops_app(database, run_dispatcher=False) as env:

@@ -10,7 +10,7 @@ import httpx
 from photobot.app import create_app
 from photobot.db.migrate import upgrade
 from photobot.settings import Settings
-from tests.conftest import create_pg_database, drop_pg_database, pg_url_for
+from tests.support.databases import create_pg_database, drop_pg_database, pg_url_for
 from tests.support.servers import free_port, serve
 
 PROBLEM = "application/problem+json"

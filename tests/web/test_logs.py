@@ -27,8 +27,8 @@ from photobot.db import Database
 from photobot.logs import logging_dict
 from photobot.settings import Settings
 from photobot.signing import CALLBACK_EXPIRY_MARGIN_S
-from tests.conftest import SMTPServer
-from tests.support.ops import OpsFactory, fast_sim
+from tests.support.smtp import SMTPServer
+from tests.support.stack import StackFactory, fast_sim
 
 KIE_SECRET = "kie-live-key-7f3a9c2e51b84d06"
 HMAC_KEY = "hmac-webhook-key-5d8e2f71a9c3"
@@ -75,7 +75,7 @@ async def _wait(predicate: Any, timeout: float = 10.0) -> None:
 
 
 async def test_no_secret_in_any_log_line(
-    database: Database, ops_app: OpsFactory, smtp_server: SMTPServer, make_settings: Any
+    database: Database, ops_app: StackFactory, smtp_server: SMTPServer, make_settings: Any
 ) -> None:
     overrides = {
         "provider": "simulator", "kie_api_keys": KIE_SECRET, "kie_webhook_hmac_key": HMAC_KEY,
@@ -191,7 +191,7 @@ async def test_no_secret_in_any_log_line(
     assert any("sig=[redacted]" in line["msg"] for line in lines if line.get("logger") == "uvicorn.access")
 
 
-async def test_request_id_header(database: Database, ops_app: OpsFactory) -> None:
+async def test_request_id_header(database: Database, ops_app: StackFactory) -> None:
     async with ops_app(database, run_dispatcher=False) as env:
         given = await env.client.get("/healthz", headers={"X-Request-ID": "kiosk-42.abc_1"})
         assert given.headers["x-request-id"] == "kiosk-42.abc_1"

@@ -19,8 +19,9 @@ import httpx
 
 from photobot.db import Database
 from photobot.signing import CALLBACK_EXPIRY_MARGIN_S
-from tests.conftest import SMTPServer
-from tests.support.ops import OpsFactory, Samples, fast_sim, parse_metrics
+from tests.support.metrics import Samples, parse_metrics
+from tests.support.smtp import SMTPServer
+from tests.support.stack import StackFactory, fast_sim
 
 KIE_BODY = b'{"code": 200, "msg": "ok", "data": {"taskId": "t-forged", "state": "success"}}'
 
@@ -50,7 +51,7 @@ async def _wait_metric(env, name: str, minimum: float, before: Samples, timeout:
         await asyncio.sleep(0.05)
 
 
-async def test_metrics_follow_a_full_run(database: Database, ops_app: OpsFactory, smtp_server: SMTPServer) -> None:
+async def test_metrics_follow_a_full_run(database: Database, ops_app: StackFactory, smtp_server: SMTPServer) -> None:
     async with ops_app(database, fast_sim(duplicate_callbacks=2), smtp_url=smtp_server.url) as env:
         before = await env.scrape()
 
@@ -123,7 +124,7 @@ async def test_metrics_follow_a_full_run(database: Database, ops_app: OpsFactory
     assert after.get_value("photobot_provider_key_state", provider="kie", state="usable") >= 1
 
 
-async def test_metrics_never_show_key_secrets(database: Database, ops_app: OpsFactory) -> None:
+async def test_metrics_never_show_key_secrets(database: Database, ops_app: StackFactory) -> None:
     secret = "kie-secret-key-0123456789abcdef"
     async with ops_app(database, kie_api_keys=secret) as env:
         text = (await env.client.get("/metrics")).text
@@ -132,7 +133,7 @@ async def test_metrics_never_show_key_secrets(database: Database, ops_app: OpsFa
     assert samples.get_value("photobot_provider_key_state", provider="kie", state="usable") >= 1
 
 
-async def test_backlog_gauge_counts_due_unclaimed_jobs(database: Database, ops_app: OpsFactory) -> None:
+async def test_backlog_gauge_counts_due_unclaimed_jobs(database: Database, ops_app: StackFactory) -> None:
     async with ops_app(database, run_dispatcher=False) as env:
         job_id = await env.submit()
         from datetime import timedelta

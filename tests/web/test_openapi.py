@@ -14,7 +14,7 @@ from photobot.app import create_app
 from photobot.db import Database
 from photobot.settings import Settings
 from photobot.web.openapi import build_spec, iter_operations, undocumented
-from tests.support.ops import OpsFactory
+from tests.support.stack import StackFactory
 
 
 def _refs(node: Any) -> list[str]:
@@ -65,7 +65,7 @@ def test_schemas_come_from_the_models(make_settings: Callable[..., Settings]) ->
     jsonschema.Draft202012Validator.check_schema({"$defs": schemas})
 
 
-async def test_openapi_json_and_docs_over_http(database: Database, ops_app: OpsFactory) -> None:
+async def test_openapi_json_and_docs_over_http(database: Database, ops_app: StackFactory) -> None:
     async with ops_app(database, run_dispatcher=False) as env:
         response = await env.client.get("/openapi.json")
         assert response.status_code == 200

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 from photobot.db import Database
 from photobot.db.models import utcnow
 from photobot.web.health import drain_on_signal
-from tests.support.ops import OpsFactory
+from tests.support.stack import StackFactory
 
 
-async def test_ready_then_draining(database: Database, ops_app: OpsFactory) -> None:
+async def test_ready_then_draining(database: Database, ops_app: StackFactory) -> None:
     async with ops_app(database, run_dispatcher=False) as env:
         ready = await env.client.get("/readyz")
         assert ready.status_code == 200, ready.text
@@ -28,7 +28,7 @@ async def test_ready_then_draining(database: Database, ops_app: OpsFactory) -> N
         env.app.state.runtime.draining = False
 
 
-async def test_stale_backlog_is_not_ready(database: Database, ops_app: OpsFactory) -> None:
+async def test_stale_backlog_is_not_ready(database: Database, ops_app: StackFactory) -> None:
     async with ops_app(database, run_dispatcher=False, ready_max_backlog_s=60) as env:
         job_id = await env.submit()
         assert (await env.client.get("/readyz")).status_code == 200  # due now, but fresh

@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from photobot.db import Database
 from photobot.logs import JSONFormatter, RedactingFilter, Redactor, collect_secrets
-from tests.support.engine import EngineFactory, fast_sim
+from tests.support.stack import StackFactory, fast_sim
 
 
-async def test_access_log_redacts_callback_token(sqlite_database: Database, engine: EngineFactory) -> None:
-    async with engine(sqlite_database, fast_sim(drop_rate=1.0)) as env:
+async def test_access_log_redacts_callback_token(sqlite_database: Database, stack: StackFactory) -> None:
+    async with stack(sqlite_database, fast_sim(drop_rate=1.0)) as env:
         stream = io.StringIO()
         handler = logging.StreamHandler(stream)
         handler.setFormatter(JSONFormatter())

@@ -7,13 +7,13 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 from photobot.db import Database
-from tests.conftest import SMTPServer
-from tests.support.engine import EngineEnv, EngineFactory, fast_sim
+from tests.support.smtp import SMTPServer
+from tests.support.stack import Stack, StackFactory, fast_sim
 
 EMAIL = "guest@example.com"
 
 
-async def _assert_once(env: EngineEnv, smtp: SMTPServer, job_id: str) -> None:
+async def _assert_once(env: Stack, smtp: SMTPServer, job_id: str) -> None:
     job = await env.job(job_id)
     assert job.state == "completed"
     assert await env.ledger(job_id) == ["reserve", "settle"]
@@ -29,9 +29,9 @@ async def _assert_once(env: EngineEnv, smtp: SMTPServer, job_id: str) -> None:
 
 
 async def test_simulator_sends_each_callback_ten_times(
-    database: Database, engine: EngineFactory, smtp_server: SMTPServer
+    database: Database, stack: StackFactory, smtp_server: SMTPServer
 ) -> None:
-    async with engine(database, fast_sim(duplicate_callbacks=10), smtp_url=smtp_server.url) as env:
+    async with stack(database, fast_sim(duplicate_callbacks=10), smtp_url=smtp_server.url) as env:
         job_id = await env.submit(email=EMAIL)
         await env.wait_for(job_id, "completed")
         deadline = time.monotonic() + 10
@@ -43,10 +43,10 @@ async def test_simulator_sends_each_callback_ten_times(
 
 
 async def test_ten_concurrent_identical_callbacks(
-    database: Database, engine: EngineFactory, smtp_server: SMTPServer
+    database: Database, stack: StackFactory, smtp_server: SMTPServer
 ) -> None:
     # The simulator finishes the task but never calls back; we deliver its callback ten times at once.
-    async with engine(database, fast_sim(drop_rate=1.0), smtp_url=smtp_server.url) as env:
+    async with stack(database, fast_sim(drop_rate=1.0), smtp_url=smtp_server.url) as env:
         job_id = await env.submit(email=EMAIL)
         job = await env.wait_state(job_id, ("waiting",))
         task_id = job.provider_task_id

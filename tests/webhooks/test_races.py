@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from photobot.db import Database
 from photobot.db.models import Event, Job
 from photobot.providers.simulator.config import SimConfig
-from tests.support.engine import EngineEnv, EngineFactory, fast_sim
+from tests.support.stack import Stack, StackFactory, fast_sim
 
 
 class HoldCreateTask:
@@ -57,19 +57,19 @@ async def _released(holder: dict[str, HoldCreateTask]) -> AsyncIterator[None]:
         holder["hold"].release.set()
 
 
-async def _held_engine(engine: EngineFactory, db: Database, config: SimConfig, **overrides: Any):  # type: ignore[no-untyped-def]
+async def _held_engine(stack: StackFactory, db: Database, config: SimConfig, **overrides: Any):  # type: ignore[no-untyped-def]
     holder: dict[str, HoldCreateTask] = {}
 
     def wrap(sim: Any) -> None:
         holder["hold"] = HoldCreateTask(sim.app)
         sim.app = holder["hold"]
 
-    return engine(db, config, sim_setup=wrap, **overrides), holder
+    return stack(db, config, sim_setup=wrap, **overrides), holder
 
 
-async def test_callback_before_task_id_recorded(database: Database, engine: EngineFactory) -> None:
+async def test_callback_before_task_id_recorded(database: Database, stack: StackFactory) -> None:
     # a long poll interval: finishing must start when the submit step lets go of the job, not at the next poll
-    ctx, holder = await _held_engine(engine, database, fast_sim(callback_delay_s=0.0), poll_interval_s=10.0)
+    ctx, holder = await _held_engine(stack, database, fast_sim(callback_delay_s=0.0), poll_interval_s=10.0)
     async with ctx as env, _released(holder):
         hold = holder["hold"]
         job_id = await env.submit()
@@ -90,8 +90,8 @@ async def test_callback_before_task_id_recorded(database: Database, engine: Engi
         assert await env.ledger(job_id) == ["reserve", "settle"]
 
 
-async def test_failure_callback_before_task_id_recorded(database: Database, engine: EngineFactory) -> None:
-    ctx, holder = await _held_engine(engine, database, fast_sim(callback_delay_s=0.0, failure_rate=1.0))
+async def test_failure_callback_before_task_id_recorded(database: Database, stack: StackFactory) -> None:
+    ctx, holder = await _held_engine(stack, database, fast_sim(callback_delay_s=0.0, failure_rate=1.0))
     async with ctx as env, _released(holder):
         job_id = await env.submit()
         job = await env.wait_state(job_id, ("failed",))
@@ -105,7 +105,7 @@ async def test_failure_callback_before_task_id_recorded(database: Database, engi
         assert await env.ledger(job_id) == ["reserve", "release"]
 
 
-async def _waiting_job(env: EngineEnv) -> Job:
+async def _waiting_job(env: Stack) -> Job:
     """A job whose task succeeded at the simulator but whose callback was dropped."""
     job_id = await env.submit()
     job = await env.wait_state(job_id, ("waiting",))
@@ -115,8 +115,8 @@ async def _waiting_job(env: EngineEnv) -> Job:
     return job
 
 
-async def test_callback_after_the_deadline(database: Database, engine: EngineFactory) -> None:
-    async with engine(database, fast_sim(drop_rate=1.0)) as env:
+async def test_callback_after_the_deadline(database: Database, stack: StackFactory) -> None:
+    async with stack(database, fast_sim(drop_rate=1.0)) as env:
         job = await _waiting_job(env)
         token = env.callback_url_of(job.provider_task_id or "").split("token=", 1)[1]
         past = job.created_at.replace(year=job.created_at.year - 1)
@@ -138,8 +138,8 @@ async def test_callback_after_the_deadline(database: Database, engine: EngineFac
             assert (await session.get(Event, env.event_id)).credits == balance  # type: ignore[union-attr]
 
 
-async def test_callback_for_unknown_job_or_task(database: Database, engine: EngineFactory) -> None:
-    async with engine(database, fast_sim(drop_rate=1.0)) as env:
+async def test_callback_for_unknown_job_or_task(database: Database, stack: StackFactory) -> None:
+    async with stack(database, fast_sim(drop_rate=1.0)) as env:
         job = await _waiting_job(env)
         before = await env.snapshot(job.id)
         # a valid token for a job id that does not exist
@@ -160,9 +160,9 @@ async def test_callback_for_unknown_job_or_task(database: Database, engine: Engi
         await env.wait_for(job.id, "completed")
 
 
-async def test_callback_racing_the_create_answer(database: Database, engine: EngineFactory) -> None:
+async def test_callback_racing_the_create_answer(database: Database, stack: StackFactory) -> None:
     """Callbacks sent with no delay land around the createTask answer: each job still completes once."""
-    async with engine(database, fast_sim(callback_delay_s=0.0)) as env:
+    async with stack(database, fast_sim(callback_delay_s=0.0)) as env:
         ids = [await env.submit() for _ in range(4)]
         for job_id in ids:
             await env.wait_for(job_id, "completed")

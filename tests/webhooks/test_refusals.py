@@ -12,13 +12,13 @@ import time
 from photobot.db import Database
 from photobot.db.models import Job
 from photobot.signing import CallbackTokens
-from tests.support.engine import EngineEnv, EngineFactory, fast_sim
+from tests.support.stack import Stack, StackFactory, fast_sim
 
 RIGHT_KEY = "kie-hmac-right-key-0123456789"
 WRONG_KEY = "kie-hmac-wrong-key-9876543210"
 
 
-async def _waiting_job(env: EngineEnv) -> Job:
+async def _waiting_job(env: Stack) -> Job:
     job_id = await env.submit()
     job = await env.wait_state(job_id, ("waiting",))
     assert job.provider_task_id
@@ -33,8 +33,8 @@ def _problem(response, status: int, code: str) -> None:  # type: ignore[no-untyp
     assert response.json()["code"] == code
 
 
-async def test_refused_tokens_and_bodies(database: Database, engine: EngineFactory) -> None:
-    async with engine(database, fast_sim(drop_rate=1.0)) as env:
+async def test_refused_tokens_and_bodies(database: Database, stack: StackFactory) -> None:
+    async with stack(database, fast_sim(drop_rate=1.0)) as env:
         a, b = await _waiting_job(env), await _waiting_job(env)
         body_a = env.callback_body(a.provider_task_id or "")
         body_b = env.callback_body(b.provider_task_id or "")
@@ -80,9 +80,9 @@ async def test_refused_tokens_and_bodies(database: Database, engine: EngineFacto
         assert (await env.job(b.id)).state == "waiting"
 
 
-async def test_kie_hmac(database: Database, engine: EngineFactory) -> None:
+async def test_kie_hmac(database: Database, stack: StackFactory) -> None:
     # The simulator signs with a key that is not ours: its callback is refused (401) and changes nothing.
-    async with engine(database, fast_sim(hmac_key=WRONG_KEY), kie_webhook_hmac_key=RIGHT_KEY) as env:
+    async with stack(database, fast_sim(hmac_key=WRONG_KEY), kie_webhook_hmac_key=RIGHT_KEY) as env:
         job_id = await env.submit()
         job = await env.wait_state(job_id, ("waiting",))
         while env.sim.stats.callbacks_sent < 1:

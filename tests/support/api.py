@@ -1,4 +1,4 @@
-"""Helpers for the API tests: images, request shortcuts, and the "nothing changed" snapshot.
+"""Helpers for the API tests: request shortcuts, problem+json checks, and the "nothing changed" snapshot.
 
 `snapshot(env)` records everything a refused request must not touch: the number of jobs, ledger rows and job
 transitions, every balance, the stored objects (media directory or S3 bucket) and the intake temp directory.
@@ -8,11 +8,6 @@ transitions, every balance, the stored objects (media directory or S3 bucket) an
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
-import os
-import struct
-import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,56 +17,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import sqlalchemy as sa
-from PIL import Image
 
 from photobot.db.models import CreditLedger, Event, Job, JobTransition, User
-from tests.api.conftest import ApiEnv
+from tests.support.images import data_uri, jpeg
+from tests.support.stack import Stack
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
 
 
-# --- images -------------------------------------------------------------------------------------
-def tiny_jpeg(size: tuple[int, int] = (64, 64), color: str = "tomato", **save: Any) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "JPEG", quality=85, **save)
-    return buf.getvalue()
-
-
-def encode(img: Image.Image, fmt: str, **params: Any) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **params)
-    return buf.getvalue()
-
-
-def data_uri(data: bytes, media_type: str = "image/jpeg") -> str:
-    return f"data:{media_type};base64," + base64.b64encode(data).decode()
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:
-    """A ~100-byte PNG whose header claims width x height pixels (a decompression bomb)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
-
-
-def noise_jpeg(target_bytes: int) -> bytes:
-    """A real JPEG of at least `target_bytes` (random noise does not compress)."""
-    side = 256
-    while True:
-        img = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
-        data = encode(img, "JPEG", quality=95)
-        if len(data) >= target_bytes:
-            return data
-        side = int(side * 1.3)
-
-
 # --- requests -----------------------------------------------------------------------------------
 async def submit_multipart(
-    env: ApiEnv,
+    env: Stack,
     image: bytes | None = None,
     *,
     token: str | None = None,
@@ -82,12 +38,12 @@ async def submit_multipart(
 ) -> httpx.Response:
     fields.setdefault("style", "pb_a")
     data = {k: str(v) for k, v in fields.items() if v is not None}
-    files = {"image": (filename, tiny_jpeg() if image is None else image, content_type)}
-    return await env.client.post("/v1/jobs", data=data, files=files, headers={**env.auth(token), **(headers or {})})
+    files = {"image": (filename, jpeg() if image is None else image, content_type)}
+    return await env.client.post("/v1/jobs", data=data, files=files, headers={**env.auth_as(token), **(headers or {})})
 
 
 async def submit_json(
-    env: ApiEnv,
+    env: Stack,
     image: str | bytes | None = None,
     *,
     token: str | None = None,
@@ -96,9 +52,9 @@ async def submit_json(
 ) -> httpx.Response:
     fields.setdefault("style", "pb_a")
     if image is None:
-        image = tiny_jpeg()
+        image = jpeg()
     body = {"image": data_uri(image) if isinstance(image, bytes) else image, **fields}
-    return await env.client.post("/v1/jobs", json=body, headers={**env.auth(token), **(headers or {})})
+    return await env.client.post("/v1/jobs", json=body, headers={**env.auth_as(token), **(headers or {})})
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -131,7 +87,7 @@ class Snapshot:
     temp_files: frozenset[str]
 
 
-def _bucket(env: ApiEnv) -> tuple[str, dict[str, str]] | None:
+def _bucket(env: Stack) -> tuple[str, dict[str, str]] | None:
     url = env.settings.resolved_storage_url
     if not url.startswith("s3://"):
         return None
@@ -139,7 +95,7 @@ def _bucket(env: ApiEnv) -> tuple[str, dict[str, str]] | None:
     return parts.netloc, {k: v[-1] for k, v in parse_qs(parts.query).items()}
 
 
-def stored_keys(env: ApiEnv) -> frozenset[str]:
+def stored_keys(env: Stack) -> frozenset[str]:
     """Every object in the storage backend (the media directory, or the S3 bucket)."""
     bucket = _bucket(env)
     if bucket is not None:
@@ -165,7 +121,7 @@ def _files_under(root: Path, skip: set[str] | None = None) -> frozenset[str]:
     return frozenset(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name not in (skip or set()))
 
 
-def read_stored(env: ApiEnv, key: str) -> bytes:
+def read_stored(env: Stack, key: str) -> bytes:
     bucket = _bucket(env)
     if bucket is not None:
         import boto3
@@ -182,7 +138,7 @@ def read_stored(env: ApiEnv, key: str) -> bytes:
     return (Path(urlsplit(env.settings.resolved_storage_url).path) / key).read_bytes()
 
 
-async def snapshot(env: ApiEnv) -> Snapshot:
+async def snapshot(env: Stack) -> Snapshot:
     async with env.db.session() as session:
 
         async def count(model: Any) -> int:
@@ -197,7 +153,7 @@ async def snapshot(env: ApiEnv) -> Snapshot:
 
 
 @asynccontextmanager
-async def unchanged(env: ApiEnv) -> AsyncIterator[Snapshot]:
+async def unchanged(env: Stack) -> AsyncIterator[Snapshot]:
     """Assert that the block leaves no job, ledger row, balance change, stored object or temp file behind."""
     before = await snapshot(env)
     yield before
@@ -205,14 +161,14 @@ async def unchanged(env: ApiEnv) -> AsyncIterator[Snapshot]:
     assert after == before, f"state changed:\nbefore={before}\nafter={after}"
 
 
-async def balance(env: ApiEnv, *, event_id: int | None = None, user_id: int | None = None) -> int:
+async def balance(env: Stack, *, event_id: int | None = None, user_id: int | None = None) -> int:
     async with env.db.session() as session:
         account = await session.get(Event, event_id) if event_id is not None else await session.get(User, user_id)
         assert account is not None
         return account.credits
 
 
-async def ledger_sum(env: ApiEnv, *, event_id: int | None = None, user_id: int | None = None) -> int:
+async def ledger_sum(env: Stack, *, event_id: int | None = None, user_id: int | None = None) -> int:
     column = CreditLedger.event_id if event_id is not None else CreditLedger.user_id
     async with env.db.session() as session:
         query = sa.select(sa.func.coalesce(sa.func.sum(CreditLedger.delta), 0)).where(
@@ -221,65 +177,14 @@ async def ledger_sum(env: ApiEnv, *, event_id: int | None = None, user_id: int |
         return (await session.execute(query)).scalar_one()
 
 
-async def job_row(env: ApiEnv, job_id: str) -> Job:
+async def job_row(env: Stack, job_id: str) -> Job:
     async with env.db.session() as session:
         job = await session.get(Job, job_id)
         assert job is not None
         return job
 
 
-# --- a served app the test can reach into (runtime wiring such as a test resolver) ----------------
-@dataclass
-class AppEnv:
-    env: ApiEnv
-    app: Any
-
-    @property
-    def runtime(self) -> Any:
-        return self.app.state.runtime
-
-
-@asynccontextmanager
-async def open_api(
-    db: Any, make_settings: Any, *, credits: int = 10, reuse: ApiEnv | None = None, **overrides: Any
-) -> AsyncIterator[AppEnv]:
-    """Like the `api` fixture (same seed), but also hands back the Starlette app.
-
-    `reuse`: serve a second app over the database (and tokens) of an earlier one instead of seeding again.
-    """
-    from photobot.app import create_app
-    from tests.api.conftest import seed
-    from tests.support.servers import free_port, serve
-
-    if reuse is None:
-        seeded = await seed(db, credits=credits)
-    else:
-        seeded = {
-            "event_id": reuse.event_id,
-            "user_id": reuse.user_id,
-            "kiosk": reuse.kiosk_token,
-            "app": reuse.app_token,
-            "admin": reuse.admin_token,
-        }
-    port = free_port()
-    settings = make_settings(database_url=db.url, public_base_url=f"http://127.0.0.1:{port}", **overrides)
-    app = create_app(settings, run_dispatcher=False)
-    async with serve(app, port=port) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        env = ApiEnv(
-            base_url,
-            client,
-            db,
-            settings,
-            seeded["event_id"],
-            seeded["kiosk"],
-            seeded["app"],
-            seeded["admin"],
-            seeded["user_id"],
-        )
-        yield AppEnv(env, app)
-
-
-async def new_token(env: ApiEnv, scope: str, *, event_id: int | None = None) -> tuple[int, str]:
+async def new_token(env: Stack, scope: str, *, event_id: int | None = None) -> tuple[int, str]:
     from photobot.services import access
 
     async with env.db.session() as session:
@@ -288,7 +193,7 @@ async def new_token(env: ApiEnv, scope: str, *, event_id: int | None = None) -> 
         return record.id, token
 
 
-async def new_event(env: ApiEnv, credits: int = 5) -> int:
+async def new_event(env: Stack, credits: int = 5) -> int:
     from photobot.services import accounts
 
     async with env.db.session() as session:
