@@ -15,6 +15,11 @@ The layers, bottom to top (a module may import its own layer and the ones below)
 
 A package importing one of its own submodules through the package (`from pkg import sub`) is an edge to that
 submodule, not to the package, as Python resolves it.
+
+The shape of `tests/`: a folder per package of `src/photobot` (top-level modules are `tests/test_<module>.py`),
+plus the test kinds `chaos/` and `fuzz/` and the shared helpers in `support/`. A mirrored folder holds only
+`conftest.py` and `test_*.py` files; helper code lives in `tests/support/`, and no test file imports a conftest
+or another test module (fixtures reach tests through pytest, helpers through `tests.support`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from pathlib import Path
 import photobot
 
 ROOT = Path(photobot.__file__).parent
+TESTS = Path(__file__).parent
+TEST_KINDS = {"chaos", "fuzz", "support"}  # folders of tests/ that mirror no package
 LAYERS: list[set[str]] = [
     {"settings", "problems", "metrics", "logs", "signing", "links", "data"},
     {"db", "storage", "net", "bus", "intake"},
@@ -123,3 +130,49 @@ def test_no_import_cycles() -> None:
         if module not in index:
             visit(module)
     assert not cycles, f"import cycles: {cycles}"
+
+
+def _test_folders() -> list[Path]:
+    return sorted(p for p in TESTS.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+
+
+def test_test_folders_mirror_the_packages() -> None:
+    packages = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    strays = [f"tests/{folder.name}/" for folder in _test_folders() if folder.name not in packages | TEST_KINDS]
+    assert not strays, f"test folders that match no package under src/photobot/: {strays} ({sorted(packages)})"
+
+
+def test_mirrored_folders_hold_only_tests_and_fixtures() -> None:
+    helpers = [
+        str(path.relative_to(TESTS.parent))
+        for folder in _test_folders()
+        if folder.name not in TEST_KINDS
+        for path in folder.rglob("*.py")
+        if path.name not in ("__init__.py", "conftest.py") and not path.name.startswith("test_")
+    ]
+    assert not helpers, f"helper modules outside tests/support/: {helpers}"
+
+
+def _imported_modules(path: Path) -> list[str]:
+    """Every module `path` imports, absolute (relative imports resolved against its package)."""
+    package = list(path.relative_to(TESTS.parent).with_suffix("").parts[:-1])
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found.append(module)
+            found.extend(f"{module}.{alias.name}" for alias in node.names)  # `from tests.x import conftest`
+    return found
+
+
+def test_no_test_imports_a_conftest_or_a_test_module() -> None:
+    offending = [
+        f"{path.relative_to(TESTS.parent)} imports {module}"
+        for path in sorted(TESTS.rglob("*.py"))
+        for module in _imported_modules(path)
+        if module.startswith("tests.") and module.rsplit(".", 1)[-1].startswith(("conftest", "test_"))
+    ]
+    assert not offending, "import fixtures through pytest and helpers from tests.support:\n" + "\n".join(offending)
