@@ -124,13 +124,21 @@ class Settings(BaseSettings):
     whatsapp_from: str | None = None
     whatsapp_template: str | None = None
 
-    @field_validator("old_secret_keys", "kie_api_keys", "operator_alert_urls", "kie_result_hosts", "fal_result_hosts", mode="before")
+    @field_validator(
+        "old_secret_keys", "kie_api_keys", "operator_alert_urls", "kie_result_hosts", "fal_result_hosts", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("public_base_url", "kie_base_url", "kie_upload_base_url", "fal_queue_url", "fal_rest_url",
-                     "mercadopago_base_url")
+    @field_validator(
+        "public_base_url",
+        "kie_base_url",
+        "kie_upload_base_url",
+        "fal_queue_url",
+        "fal_rest_url",
+        "mercadopago_base_url",
+    )
     @classmethod
     def _http_url(cls, value: str) -> str:
         parts = urlsplit(value)

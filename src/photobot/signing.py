@@ -6,7 +6,7 @@
 | callback tokens | itsdangerous timed serializer over (job id, provider, expiry) | `/webhooks/{provider}?token=…` |
 | media links | HMAC over (storage key, expiry, filename) | `/media/{key}?exp=…&sig=…` (local storage) |
 | gallery links | HMAC over (event id, expiry) | `/e/{event_id}/gallery?sig={expiry}.{signature}` |
-| Mercado Pago notifications | `x-signature: ts=…,v1=…`, HMAC-SHA256 with the webhook secret over a manifest | `/webhooks/mercadopago` (and the payments simulator, which signs) |
+| Mercado Pago notifications | `x-signature: ts=…,v1=…`: HMAC-SHA256, webhook secret | `/webhooks/mercadopago` |
 
 Our own keyed values use HMAC-SHA256 (itsdangerous) with `Settings.secret_keys()`: the newest secret signs, every
 secret verifies, so rotating `PHOTOBOT_SECRET_KEY` (the old one kept in `PHOTOBOT_OLD_SECRET_KEYS`) keeps what was
@@ -154,7 +154,13 @@ def _ts_seconds(ts: str) -> float:
 
 
 def verify_mercadopago_signature(
-    secret: str, header: str | None, data_id: str, request_id: str | None, *, tolerance_s: float, now: float | None = None
+    secret: str,
+    header: str | None,
+    data_id: str,
+    request_id: str | None,
+    *,
+    tolerance_s: float,
+    now: float | None = None,
 ) -> bool:
     """True when `x-signature` carries a `v1` HMAC over this `data.id` and `x-request-id`, with a `ts` within
     `tolerance_s` of now (either side: clocks drift). Compared in constant time; any malformed part is False."""

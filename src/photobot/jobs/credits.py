@@ -148,9 +148,7 @@ async def grant_purchase(session: AsyncSession, purchase: Purchase, payment_id: 
     balance = result.scalar_one_or_none()
     if balance is None:
         raise LookupError(f"{account.kind} {account.id} not found")
-    session.add(
-        account.ledger(purchase.credits, LedgerReason.purchase, purchase_id=purchase.id, payment_id=payment_id)
-    )
+    session.add(account.ledger(purchase.credits, LedgerReason.purchase, purchase_id=purchase.id, payment_id=payment_id))
     await session.flush()  # the unique (reason, payment_id) index speaks now, inside the caller's transaction
     metrics.credit_operation("purchase", account.kind, purchase.credits)
     return int(balance)
@@ -180,9 +178,7 @@ async def reverse_purchase(session: AsyncSession, purchase: Purchase, payment_id
         )
         if result.scalar_one_or_none() is not None:
             break
-    session.add(
-        account.ledger(-take, LedgerReason.purchase_reversal, purchase_id=purchase.id, payment_id=payment_id)
-    )
+    session.add(account.ledger(-take, LedgerReason.purchase_reversal, purchase_id=purchase.id, payment_id=payment_id))
     await session.flush()
     metrics.credit_operation("purchase_reversal", account.kind, take)
     return take, purchase.credits - take

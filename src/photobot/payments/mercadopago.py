@@ -39,7 +39,8 @@ class Payment:
     """What we read from `GET /v1/payments/{id}`."""
 
     id: str
-    status: str  # pending | approved | authorized | in_process | in_mediation | rejected | cancelled | refunded | charged_back
+    # pending | approved | authorized | in_process | in_mediation | rejected | cancelled | refunded | charged_back
+    status: str
     status_detail: str | None
     amount_cents: int | None
     currency: str | None

@@ -50,7 +50,8 @@ def purchase_view(purchase: Purchase) -> dict[str, Any]:
         "credits": purchase.credits, "price": format_cents(purchase.price_cents), "currency": purchase.currency,
         "created_at": purchase.created_at.isoformat(), "updated_at": purchase.updated_at.isoformat(),
         "pack_id": purchase.pack_id, "event_id": purchase.event_id, "user_id": purchase.user_id,
-        "payment_id": purchase.payment_id, "approved_at": purchase.approved_at.isoformat() if purchase.approved_at else None,
+        "payment_id": purchase.payment_id,
+        "approved_at": purchase.approved_at.isoformat() if purchase.approved_at else None,
         "reversed_credits": purchase.reversed_credits, "shortfall": purchase.shortfall,
         "error_code": purchase.error_code,
     }  # fmt: skip

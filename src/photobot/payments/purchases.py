@@ -52,7 +52,9 @@ class PurchaseRefused(ValueError):
 
 @dataclass(frozen=True)
 class Applied:
-    outcome: str  # granted | duplicate | mismatch | duplicate_payment | rejected | cancelled | reversed | pending | foreign
+    outcome: (
+        str  # granted | duplicate | mismatch | duplicate_payment | rejected | cancelled | reversed | pending | foreign
+    )
     purchase_id: str | None = None
 
 
@@ -263,7 +265,10 @@ async def schedule_next_check(db: Database, purchase_id: str, attempts: int, nex
 async def pending_alerts(db: Database, limit: int = 20) -> list[Purchase]:
     async with db.session() as session:
         rows = await session.execute(
-            sa.select(Purchase).where(col(Purchase.alert_pending).is_(True)).order_by(col(Purchase.updated_at)).limit(limit)
+            sa.select(Purchase)
+            .where(col(Purchase.alert_pending).is_(True))
+            .order_by(col(Purchase.updated_at))
+            .limit(limit)
         )
         return list(rows.scalars())
 
@@ -272,9 +277,7 @@ async def mark_alerted(db: Database, purchase_id: str) -> None:
     async with db.session() as session:
         await execute_dml(
             session,
-            sa.update(Purchase)
-            .where(col(Purchase.id) == purchase_id)
-            .values(alert_pending=False, alerted_at=utcnow()),
+            sa.update(Purchase).where(col(Purchase.id) == purchase_id).values(alert_pending=False, alerted_at=utcnow()),
         )
 
 

@@ -205,7 +205,9 @@ async def sim_pay(request: Request) -> Response:
     body = await request.json()
     pref = sim.preferences.get(str(body.get("preference_id", "")))
     if pref is None and body.get("external_reference"):
-        pref = next((p for p in sim.preferences.values() if p["external_reference"] == body["external_reference"]), None)
+        pref = next(
+            (p for p in sim.preferences.values() if p["external_reference"] == body["external_reference"]), None
+        )
     status = body.get("status", "approved")
     if pref is None or status not in STATUSES:
         return JSONResponse({"error": "unknown preference or status"}, 400)
@@ -310,7 +312,7 @@ def create_app(state: SimState) -> Starlette:
 class MercadoPagoSimulator:
     """`async with MercadoPagoSimulator(token, secret) as sim:` — the app on a free loopback port."""
 
-    def __init__(self, access_token: str = SIMULATOR_ACCESS_TOKEN, webhook_secret: str = "simulator-secret") -> None:
+    def __init__(self, access_token: str = SIMULATOR_ACCESS_TOKEN, webhook_secret: str = "simulator-secret"  # noqa: S107 - a test double's default) -> None:
         self.state = SimState(access_token=access_token, webhook_secret=webhook_secret)
         self.app = create_app(self.state)
         self._running: RunningServer | None = None
