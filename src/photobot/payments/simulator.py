@@ -312,7 +312,11 @@ def create_app(state: SimState) -> Starlette:
 class MercadoPagoSimulator:
     """`async with MercadoPagoSimulator(token, secret) as sim:` — the app on a free loopback port."""
 
-    def __init__(self, access_token: str = SIMULATOR_ACCESS_TOKEN, webhook_secret: str = "simulator-secret"  # noqa: S107 - a test double's default) -> None:
+    def __init__(
+        self,
+        access_token: str = SIMULATOR_ACCESS_TOKEN,
+        webhook_secret: str = "simulator-secret",  # noqa: S107 - a test double's default
+    ) -> None:
         self.state = SimState(access_token=access_token, webhook_secret=webhook_secret)
         self.app = create_app(self.state)
         self._running: RunningServer | None = None
