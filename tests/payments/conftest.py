@@ -30,8 +30,8 @@ from photobot.settings import Settings
 from photobot.signing import mercadopago_signature
 from tests.support.servers import free_port, serve
 
-ACCESS_TOKEN = "TEST-1234567890-access-token"  # noqa: S105 - the simulator's test credential
-WEBHOOK_SECRET = "whsec-test-0123456789abcdef"  # noqa: S105
+ACCESS_TOKEN = "TEST-1234567890-access-token"
+WEBHOOK_SECRET = "whsec-test-0123456789abcdef"
 
 
 @dataclass

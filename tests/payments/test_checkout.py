@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
+import httpx
 
 from tests.payments.conftest import Shop
-
-pytestmark = pytest.mark.asyncio
 
 
 async def test_approve_grants_the_pack_once(shop: Shop) -> None:
@@ -25,8 +23,6 @@ async def test_approve_grants_the_pack_once(shop: Shop) -> None:
     assert await shop.balances() == (0, 10)
     # the same notification again, three times: nothing more
     await shop.settle_notifications(1)
-    import httpx
-
     async with httpx.AsyncClient(timeout=30) as c:
         r = await c.post(f"{shop.sim.url}/_sim/payments/{view['payment_id']}/notify", json={"count": 3})
         assert r.json()["answers"] == [200, 200, 200]
