@@ -76,11 +76,9 @@ class Shop:
         async with httpx.AsyncClient(timeout=30, follow_redirects=True) as browser:
             page = await browser.get(checkout_url)
             assert page.status_code == 200 and "Approve" in page.text and "Reject" in page.text
-            pref_id = checkout_url.split("pref_id=", 1)[1]
-            return await browser.post(
-                f"{self.sim.url}/checkout/v1/pay", data={"pref_id": httpx.URL(f"?p={pref_id}").params["p"],
-                                                           "status": choice}
-            )  # fmt: skip
+            origin = checkout_url.split("/checkout/", 1)[0]
+            pref_id = httpx.URL(checkout_url).params["pref_id"]
+            return await browser.post(f"{origin}/checkout/v1/pay", data={"pref_id": pref_id, "status": choice})
 
     async def sim_pay(self, purchase_id: str, status: str = "approved", **extra: Any) -> dict[str, Any]:
         """A payment at the simulator for this purchase (as a click would make), optionally without notifying."""

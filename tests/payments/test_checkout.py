@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 
-from tests.payments.conftest import Shop
+from photobot.db import Database
+from photobot.settings import Settings
+from tests.payments.conftest import Shop, open_shop
 
 
 async def test_approve_grants_the_pack_once(shop: Shop) -> None:
@@ -55,3 +59,19 @@ async def test_pending_then_approved(shop: Shop) -> None:
     await shop.wait_status(created["id"], "approved")
     assert await shop.balances() == (0, 10)
     assert len(await shop.ledger_rows("purchase")) == 1
+
+
+async def test_without_an_access_token_the_builtin_simulator_runs_the_checkout(
+    database: Database, make_settings: Callable[..., Settings]
+) -> None:
+    """What `make run` shows: no Mercado Pago settings at all, the app starts its own simulator, signs
+    notifications with a secret derived from PHOTOBOT_SECRET_KEY and verifies them."""
+    unset = {"mercadopago_access_token": None, "mercadopago_webhook_secret": None,
+             "mercadopago_base_url": "https://api.mercadopago.com"}  # fmt: skip
+    async for shop in open_shop(database, make_settings, **unset):
+        created = await shop.buy()
+        assert not created["checkout_url"].startswith(shop.sim.url)  # the app's own simulator, not the fixture's
+        landed = await shop.click(created["checkout_url"], "approved")
+        assert landed.status_code == 200 and str(landed.url).startswith(shop.base_url)
+        await shop.wait_status(created["id"], "approved")
+        assert await shop.balances() == (0, 10)
