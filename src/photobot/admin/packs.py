@@ -47,7 +47,7 @@ async def disable_pack(request: Request) -> Response:
 
 
 @operation(summary="List purchases (newest first)", tags=["admin: payments"], auth="admin", query=s.PurchasesQuery,
-           responses={200: s.PurchaseOut, **AUTH_ERRORS, 422: P}, list_of={200})  # fmt: skip
+           responses={200: s.AdminPurchaseOut, **AUTH_ERRORS, 422: P}, list_of={200})  # fmt: skip
 async def list_purchases(request: Request) -> Response:
     runtime = await admin(request)
     q = query(request, s.PurchasesQuery)

@@ -379,7 +379,7 @@ class PurchasesQuery(BaseModel):
     user_id: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
-class PurchaseOut(BaseModel):
+class AdminPurchaseOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     id: str
     status: str
