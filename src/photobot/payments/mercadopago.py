@@ -14,6 +14,9 @@ from typing import Any
 import httpx
 
 
+MAX_AMOUNT = Decimal(10**12)
+
+
 class MercadoPagoError(Exception):
     """A call failed (network, 5xx, unexpected shape); the message never contains the token."""
 
@@ -24,8 +27,8 @@ def to_cents(value: Any) -> int | None:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
-    if not amount.is_finite():
-        return None
+    if not amount.is_finite() or abs(amount) > MAX_AMOUNT:
+        return None  # no payment is that large; a huge exponent would not even quantize
     return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 

@@ -30,6 +30,8 @@ def parse_price(text: str | int | float | Decimal) -> int:
         raise Invalid("price must be a number such as 9.90") from None
     if not value.is_finite() or value <= 0:
         raise Invalid("price must be more than 0")
+    if value * 100 > MAX_PRICE_CENTS:
+        raise Invalid("price is too large")
     cents = value * 100
     if cents != cents.to_integral_value():
         raise Invalid("price has at most two decimals")
