@@ -34,3 +34,14 @@ def test_hostile_price_text_is_refused_or_exact(text: str) -> None:
 def test_to_cents_never_raises(value: object) -> None:
     result = to_cents(value)
     assert result is None or isinstance(result, int)
+
+
+def test_extreme_exponents_are_refused_not_crashing() -> None:
+    for text in ("1e999999", "1E-999999", "0.001", "NaN", "Infinity", "-0", ""):
+        try:
+            parse_price(text)
+        except Invalid:
+            continue
+        raise AssertionError(text)
+    assert parse_price("9.9e1") == 9900
+    assert to_cents("1e999999") is None and to_cents("1e-999999") == 0

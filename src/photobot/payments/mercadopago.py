@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 
-
 MAX_AMOUNT = Decimal(10**12)
 
 

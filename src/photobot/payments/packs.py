@@ -30,7 +30,7 @@ def parse_price(text: str | int | float | Decimal) -> int:
         raise Invalid("price must be a number such as 9.90") from None
     if not value.is_finite() or value <= 0:
         raise Invalid("price must be more than 0")
-    if value * 100 > MAX_PRICE_CENTS:
+    if value > Decimal(MAX_PRICE_CENTS) / 100:  # compared before multiplying: 1e999999 must not overflow
         raise Invalid("price is too large")
     cents = value * 100
     if cents != cents.to_integral_value():
