@@ -70,3 +70,16 @@ async def test_a_late_approval_after_expiry_is_still_granted(shop: Shop) -> None
 
 def test_backoff_doubles_and_is_capped() -> None:
     assert [next_delay(300, n) for n in (1, 2, 3, 4, 5)] == [300, 600, 1200, 2400, 3600]
+
+
+async def test_a_second_try_after_a_declined_card_is_found_too(shop: Shop) -> None:
+    created = await shop.buy()
+    await shop.click(created["checkout_url"], "rejected")
+    await shop.wait_status(created["id"], "rejected")
+    await shop.sim_pay(created["id"], notify=False)  # another card, approved; its notification is lost
+    row = await shop.row(created["id"])
+    assert row.next_check_at is not None
+    async for reconciler in _reconciler(shop):
+        assert await reconciler.run_once(now=row.next_check_at + timedelta(seconds=1)) == 1
+    assert (await shop.purchase(created["id"]))["status"] == "approved"
+    assert await shop.balances() == (0, 10)

@@ -241,11 +241,19 @@ async def expire_due(db: Database, now: datetime | None = None) -> int:
 
 
 async def due_for_check(db: Database, now: datetime, limit: int) -> list[Purchase]:
-    """Pending purchases whose next look-up is due (oldest first)."""
+    """Purchases whose next look-up is due (oldest first): pending ones, and rejected ones (a declined card, not a
+    mismatch) until they expire, since the buyer may pay again on the same checkout and that notification may be
+    lost too."""
+    retryable = sa.and_(
+        col(Purchase.status) == PurchaseStatus.rejected.value,
+        col(Purchase.error_code).is_(None),
+        col(Purchase.expires_at) > now,
+    )
     async with db.session() as session:
         rows = await session.execute(
             sa.select(Purchase)
-            .where(col(Purchase.status) == PurchaseStatus.pending.value, col(Purchase.next_check_at) <= now)
+            .where(sa.or_(col(Purchase.status) == PurchaseStatus.pending.value, retryable))
+            .where(col(Purchase.next_check_at) <= now)
             .order_by(col(Purchase.next_check_at))
             .limit(limit)
         )

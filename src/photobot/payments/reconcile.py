@@ -2,7 +2,8 @@
 
 Every tick (`PHOTOBOT_POLL_INTERVAL_S`, at least every few seconds) the reconciler
 1. cancels purchases still pending after `PHOTOBOT_PURCHASE_EXPIRY_S`;
-2. for each pending purchase whose `next_check_at` has come (first `PHOTOBOT_MERCADOPAGO_RECONCILE_AFTER_S` after
+2. for each pending purchase (or rejected one, until it expires: the buyer may try another card) whose
+   `next_check_at` has come (first `PHOTOBOT_MERCADOPAGO_RECONCILE_AFTER_S` after
    creation), searches `GET /v1/payments/search?external_reference={id}` and applies every payment found through
    `purchases.apply_payment` (the same function the webhook uses, so a notification and the reconciler racing
    still grant once); a purchase still pending is looked at again after a doubling delay (capped at an hour);
