@@ -36,6 +36,9 @@ async def test_approve_grants_the_pack_once(shop: Shop) -> None:
     assert [(r.delta, r.payment_id, r.purchase_id) for r in rows] == [(10, view["payment_id"], created["id"])]
     page = await shop.client.get(f"/purchases/{created['id']}/result")
     assert "data-status='approved'" in page.text
+    exposed = (await shop.client.get("/metrics")).text
+    assert 'photobot_payments_applied_total{outcome="granted"}' in exposed
+    assert 'photobot_payments_applied_total{outcome="duplicate"}' in exposed
 
 
 async def test_reject_grants_nothing(shop: Shop) -> None:

@@ -116,7 +116,7 @@ async def apply_payment(db: Database, payment: Payment) -> Applied:
         except IntegrityError:
             # the unique (reason, payment_id) ledger row: another transaction granted or reversed it first
             applied = Applied("duplicate", payment.external_reference)
-        metrics.credit_operation(f"payment_{applied.outcome}", "purchase")
+        metrics.payment_applied(applied.outcome)
         log.info("payment applied: %s", applied.outcome, extra={"status": payment.status})
         return applied
 
