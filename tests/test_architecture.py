@@ -9,7 +9,7 @@ The layers, bottom to top (a module may import its own layer and the ones below)
 | process resources | `runtime` |
 | providers and notifications | `providers`, `notify` |
 | the job pipeline | `jobs` |
-| operator operations | `services` |
+| operator operations, payments | `services`, `payments` |
 | HTTP | `web`, `api`, `webhooks`, `pages`, `admin` |
 | composition roots | `app`, `worker`, `asgi`, `cli` |
 
@@ -39,7 +39,7 @@ LAYERS: list[set[str]] = [
     {"runtime"},
     {"providers", "notify"},
     {"jobs"},
-    {"services"},
+    {"services", "payments"},
     {"web", "api", "webhooks", "pages", "admin"},
     {"app", "worker", "asgi", "cli"},
 ]

@@ -3,6 +3,7 @@
 Where a request goes, by path:
   /v1/jobs…          photobot/api/        kiosk and app API (intake, job status)
   /webhooks/{kie,fal} photobot/webhooks/   provider callbacks
+  /v1/purchases…     photobot/api/        credit packs through Mercado Pago (webhook: /webhooks/mercadopago)
   /p/…, /e/…, /kiosk photobot/pages/      guest pages, gallery, reference kiosk
   /v1/admin/…        photobot/admin/      operator API
   /media/…           photobot/media.py    signed local-storage links
@@ -25,6 +26,9 @@ from starlette.routing import BaseRoute
 
 from photobot import admin
 from photobot.api import jobs as jobs_api
+from photobot.api import purchases as purchases_api
+from photobot.pages import purchase as purchase_page
+from photobot.payments.gateway import Payments
 from photobot.problems import Problem, handle_problem, problem_response
 from photobot.providers.assembly import Providers
 from photobot.runtime import Runtime
@@ -32,6 +36,7 @@ from photobot.settings import Settings
 from photobot.web import health, media, middleware, openapi
 from photobot.web import metrics as web_metrics
 from photobot.web.ratelimit import RequestLimiter
+from photobot.webhooks import mercadopago as mercadopago_webhook
 from photobot.webhooks import receiver as webhooks
 from photobot.worker import Worker
 
@@ -85,7 +90,10 @@ async def _database_error(request: Request, exc: Exception) -> Response:
 def build_routes() -> list[BaseRoute]:
     from photobot.pages.routes import routes as pages  # guest pages, gallery, kiosk, /v1/styles
 
-    return [*health.routes, *media.routes, *jobs_api.routes, *webhooks.routes, *pages]
+    return [
+        *health.routes, *media.routes, *jobs_api.routes, *purchases_api.routes, *webhooks.routes,
+        *mercadopago_webhook.routes, *purchase_page.routes, *pages,
+    ]  # fmt: skip
 
 
 def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:
@@ -96,12 +104,16 @@ def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:
         async with (
             Runtime.open(settings) as runtime,
             Providers.open(runtime, start_simulator=run_dispatcher) as providers,
+            Payments.open(runtime) as payments,
         ):
             app.state.runtime = runtime
             app.state.providers = providers
+            app.state.payments = payments
             app.state.limiter = RequestLimiter(settings.redis_url, timeout_s=settings.redis_timeout_s)
             health.drain_on_signal(runtime, settings.drain_s)
-            async with Worker.running(runtime, providers) if run_dispatcher else contextlib.nullcontext():
+            async with (
+                Worker.running(runtime, providers, payments=payments) if run_dispatcher else contextlib.nullcontext()
+            ):
                 yield
                 runtime.draining = True
 

@@ -1,5 +1,5 @@
 """The public address of everything the service hands out: job status, guest pages, QR codes, galleries and the
-provider callback URL.
+provider callback URL, Mercado Pago's notification and back URLs.
 
 Every absolute URL is built here from one base (`Settings.public_base_url`), so the kiosk's QR code, the guest's
 e-mail, the provider's callback and the CLI's gallery link can never disagree about where this service lives.
@@ -33,6 +33,16 @@ def job_links(base_url: str, job_id: str, public_id: str) -> JobLinks:
 def callback_url(base_url: str, provider: str, token: str) -> str:
     """Where the provider reports back; the token binds the job and the provider (see `signing.CallbackTokens`)."""
     return f"{base_url.rstrip('/')}/webhooks/{provider}?token={token}"
+
+
+def mercadopago_notification_url(base_url: str) -> str:
+    """Mercado Pago's `notification_url` for every preference we create (signed by `x-signature`, no token)."""
+    return f"{base_url.rstrip('/')}/webhooks/mercadopago"
+
+
+def purchase_result_url(base_url: str, purchase_id: str) -> str:
+    """The back URL a buyer returns to from the checkout: a small page following the purchase's status."""
+    return f"{base_url.rstrip('/')}/purchases/{purchase_id}/result"
 
 
 def gallery_url(base_url: str, secrets: list[str], event_id: int, expires_at: datetime | None = None) -> str:

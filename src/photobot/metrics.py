@@ -74,6 +74,12 @@ CREDITS_MOVED = Counter(
     "photobot_credits", "Credits moved by ledger operations (absolute amounts).", ["operation", "account"]
 )
 
+PAYMENTS_APPLIED = Counter(
+    "photobot_payments_applied",
+    "Mercado Pago payments applied to purchases, by outcome (granted, duplicate, mismatch, reversed, …).",
+    ["outcome"],
+)
+
 CALLBACK_OUTCOME_BY_STATUS = {401: "forged", 403: "forged", 413: "too_large", 400: "malformed", 422: "malformed",
                               429: "rate_limited"}  # fmt: skip
 
@@ -91,6 +97,10 @@ def callback(provider: str, outcome: str) -> None:
 def notification_result(channel: str, outcome: str) -> None:
     """The Notifier's `on_result` callback."""
     NOTIFICATIONS.labels(channel, outcome).inc()
+
+
+def payment_applied(outcome: str) -> None:
+    PAYMENTS_APPLIED.labels(outcome).inc()
 
 
 def credit_operation(operation: str, account: str, amount: int = 0) -> None:

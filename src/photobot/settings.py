@@ -107,18 +107,38 @@ class Settings(BaseSettings):
     drain_s: float = Field(0.0, ge=0, le=300)  # on SIGTERM: answer /readyz 503 this long before stopping
     worker_metrics_port: int = Field(0, ge=0, le=65535)  # `photobot worker`: serve /metrics here (0: off)
 
+    # --- payments (Mercado Pago Checkout Pro; docs/payments.md) -------------------------------------
+    mercadopago_access_token: SecretStr | None = None  # unset: the built-in Mercado Pago simulator
+    mercadopago_webhook_secret: SecretStr | None = None  # the application's "secret signature" (x-signature)
+    mercadopago_base_url: str = "https://api.mercadopago.com"
+    mercadopago_signature_tolerance_s: int = Field(600, ge=1)  # how old a notification's `ts` may be
+    mercadopago_reconcile_after_s: int = Field(300, ge=1)  # a pending purchase older than this is looked up
+    purchase_expiry_s: int = Field(86400, ge=60)  # a purchase still pending this long is cancelled
+    purchase_rate_limit: str = "30/minute"  # purchases created per client token
+    mercadopago_webhook_rate_limit: str = "600/minute"  # notifications per client address
+    operator_alert_urls: CsvSecrets = Field(default_factory=list)  # Apprise URLs for payment alerts
+
     # --- notifications -------------------------------------------------------------------------
     smtp_url: SecretStr | None = None
     whatsapp_token: SecretStr | None = None
     whatsapp_from: str | None = None
     whatsapp_template: str | None = None
 
-    @field_validator("old_secret_keys", "kie_api_keys", "kie_result_hosts", "fal_result_hosts", mode="before")
+    @field_validator(
+        "old_secret_keys", "kie_api_keys", "operator_alert_urls", "kie_result_hosts", "fal_result_hosts", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("public_base_url", "kie_base_url", "kie_upload_base_url", "fal_queue_url", "fal_rest_url")
+    @field_validator(
+        "public_base_url",
+        "kie_base_url",
+        "kie_upload_base_url",
+        "fal_queue_url",
+        "fal_rest_url",
+        "mercadopago_base_url",
+    )
     @classmethod
     def _http_url(cls, value: str) -> str:
         parts = urlsplit(value)

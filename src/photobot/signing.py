@@ -6,8 +6,9 @@
 | callback tokens | itsdangerous timed serializer over (job id, provider, expiry) | `/webhooks/{provider}?token=…` |
 | media links | HMAC over (storage key, expiry, filename) | `/media/{key}?exp=…&sig=…` (local storage) |
 | gallery links | HMAC over (event id, expiry) | `/e/{event_id}/gallery?sig={expiry}.{signature}` |
+| Mercado Pago notifications | `x-signature: ts=…,v1=…`: HMAC-SHA256, webhook secret | `/webhooks/mercadopago` |
 
-All keyed values use HMAC-SHA256 (itsdangerous) with `Settings.secret_keys()`: the newest secret signs, every
+Our own keyed values use HMAC-SHA256 (itsdangerous) with `Settings.secret_keys()`: the newest secret signs, every
 secret verifies, so rotating `PHOTOBOT_SECRET_KEY` (the old one kept in `PHOTOBOT_OLD_SECRET_KEYS`) keeps what was
 issued before the rotation working. Each purpose has its own salt, so a signature made for one purpose is
 worthless for another.
@@ -16,6 +17,7 @@ worthless for another.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -127,3 +129,52 @@ class CallbackTokens:
         if int(data.get("e", 0)) < (now if now is not None else time.time()):
             raise BadToken("expired")
         return CallbackClaim(job_id=data["j"], provider=provider)
+
+
+# --- Mercado Pago notifications ---------------------------------------------------------------------------------
+def mercadopago_manifest(data_id: str, request_id: str, ts: str) -> str:
+    """The string Mercado Pago signs: `id:{data.id};request-id:{x-request-id};ts:{ts};` (trailing `;` included).
+
+    `data.id` is lowercased when alphanumeric (payment ids are digits; other resources use upper-case letters)."""
+    if data_id.isalnum():
+        data_id = data_id.lower()
+    return f"id:{data_id};request-id:{request_id};ts:{ts};"
+
+
+def mercadopago_signature(secret: str, data_id: str, request_id: str, ts: str) -> str:
+    """The `x-signature` header value for a notification (what Mercado Pago, and our simulator, send)."""
+    digest = hmac.new(secret.encode(), mercadopago_manifest(data_id, request_id, ts).encode(), hashlib.sha256)
+    return f"ts={ts},v1={digest.hexdigest()}"
+
+
+def _ts_seconds(ts: str) -> float:
+    """`ts` in seconds: Mercado Pago has sent both seconds and milliseconds since the epoch."""
+    value = int(ts)
+    return value / 1000 if value > 10**11 else float(value)
+
+
+def verify_mercadopago_signature(
+    secret: str,
+    header: str | None,
+    data_id: str,
+    request_id: str | None,
+    *,
+    tolerance_s: float,
+    now: float | None = None,
+) -> bool:
+    """True when `x-signature` carries a `v1` HMAC over this `data.id` and `x-request-id`, with a `ts` within
+    `tolerance_s` of now (either side: clocks drift). Compared in constant time; any malformed part is False."""
+    if not header or len(header) > 300 or not data_id or len(data_id) > 100 or request_id is None:
+        return False
+    parts: dict[str, str] = {}
+    for item in header.split(","):
+        key, sep, value = item.strip().partition("=")
+        if sep:
+            parts[key.strip()] = value.strip()
+    ts, v1 = parts.get("ts", ""), parts.get("v1", "")
+    if not ts.isdigit() or len(ts) > 16 or not v1:
+        return False
+    if abs((now if now is not None else time.time()) - _ts_seconds(ts)) > tolerance_s:
+        return False
+    expected = mercadopago_signature(secret, data_id, request_id, ts).rpartition("v1=")[2]
+    return hmac.compare_digest(expected, v1.lower())

@@ -353,3 +353,36 @@ class FailIn(BaseModel):
 class ResendIn(BaseModel):
     model_config = _STRICT
     channel: str = Field(min_length=1, max_length=64, description="email, whatsapp or push:<n>.")
+
+
+# --- packs and purchases -------------------------------------------------------------------------------------
+class PackCreate(BaseModel):
+    model_config = _STRICT
+    name: str = Field(min_length=1, max_length=200)
+    credits: int = Field(ge=1, le=1_000_000)
+    price: str = Field(min_length=1, max_length=20, pattern=r"^\d+(\.\d{1,2})?$", description="Decimal text: 9.90")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. BRL")
+
+
+class PackOut(BaseModel):
+    id: int
+    name: str
+    credits: int
+    price: str = Field(description="Decimal text with two decimals, e.g. 9.90")
+    currency: str
+    active: bool
+
+
+class PurchasesQuery(BaseModel):
+    model_config = _STRICT
+    event_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    user_id: int | None = Field(None, ge=1, le=2**31 - 1)
+
+
+class AdminPurchaseOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    status: str
+    credits: int
+    price: str
+    currency: str

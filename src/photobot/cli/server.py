@@ -10,9 +10,11 @@ from typing import Any
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot.cli.common import database_error, emit, fail, json_option, session_scope, settings_from_env
 from photobot.db.migrate import upgrade
+from photobot.payments import packs
 from photobot.services import Invalid, NotFound, accounts, styles
 from photobot.services import access as access_svc
 
@@ -20,6 +22,10 @@ DEMO_CURL = """\
 curl -sS -X POST {base}/v1/jobs \\
   -H "Authorization: Bearer {token}" \\
   -F image=@path/to/photo.jpg -F style=pb_a"""
+
+DEMO_PURCHASE = """curl -sS -X POST {base}/v1/purchases \\
+  -H "Authorization: Bearer {token}" -H "Content-Type: application/json" \\
+  -d '{{"pack_id": {pack_id}}}'"""
 
 
 @click.command("migrate", help="Apply database migrations (Alembic) up to the newest.")
@@ -71,6 +77,11 @@ def bootstrap(as_json: bool) -> None:
         click.echo(f"Kiosk token: {result['token']}\nTry it:\n")
         click.echo(DEMO_CURL.format(base=settings.public_base_url, token=result["token"]))
         click.echo(f"\nThen follow the job: {settings.public_base_url}/v1/jobs/<id> (same token).\n")
+        if result.get("pack_id"):
+            click.echo("Buy more credits (Mercado Pago; without an access token, a built-in simulator):\n")
+            click.echo(DEMO_PURCHASE.format(base=settings.public_base_url, token=result["token"],
+                                            pack_id=result["pack_id"]))  # fmt: skip
+            click.echo("\nOpen its checkout_url, press Approve, and the event has 50 more credits.\n")
 
 
 async def _bootstrap(var_dir: Path) -> dict[str, Any]:
@@ -78,7 +89,7 @@ async def _bootstrap(var_dir: Path) -> dict[str, Any]:
     marker = var_dir / "demo-token.txt"
     async with session_scope(settings) as session:
         loaded = await styles.load_default_catalogue(session)
-        result: dict[str, Any] = {"styles_loaded": len(loaded)}
+        result: dict[str, Any] = {"styles_loaded": len(loaded), "pack_id": await _demo_pack(session)}
         if marker.exists():
             result["token"] = marker.read_text().strip()
             result["event_id"], result["credits"] = None, None
@@ -93,6 +104,16 @@ async def _bootstrap(var_dir: Path) -> dict[str, Any]:
         os.chmod(marker, 0o600)
         result.update(event_id=event.id, credits=event.credits, token=token)
         return result
+
+
+async def _demo_pack(session: AsyncSession) -> int | None:
+    """A pack to try the (simulated) checkout with, created once: the first run has none."""
+    existing = await packs.list_packs(session, active_only=True)
+    if existing:
+        return existing[0].id
+    if await packs.list_packs(session):
+        return None  # the operator disabled every pack: do not bring one back
+    return (await packs.create_pack(session, "Demo pack", 50, "9.90", "BRL")).id
 
 
 @click.command("serve", help="Run the web app (and, unless --no-worker, the dispatcher) in one process.")

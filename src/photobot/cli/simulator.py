@@ -61,3 +61,26 @@ def simulator(
 
 
 command = simulator
+
+
+@click.command("mercadopago-simulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8766, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--webhook-secret",
+    default=None,
+    help="Sign notifications with this secret (default: PHOTOBOT_MERCADOPAGO_WEBHOOK_SECRET, "
+    "else the one derived from PHOTOBOT_SECRET_KEY).",
+)
+def mercadopago_simulator(host: str, port: int, webhook_secret: str | None) -> None:
+    """Run the Mercado Pago simulator (checkout page, payments API, signed notifications) until Ctrl-C."""
+    from photobot.cli.common import settings_from_env
+    from photobot.payments.gateway import webhook_secret as derived_secret
+    from photobot.payments.simulator import SIMULATOR_ACCESS_TOKEN, run_standalone
+
+    secret = webhook_secret or derived_secret(settings_from_env()) or ""
+    click.echo(f"Mercado Pago simulator on http://{host}:{port} (access token {SIMULATOR_ACCESS_TOKEN})")
+    run_standalone(SIMULATOR_ACCESS_TOKEN, secret, host=host, port=port)
+
+
+mercadopago_command = mercadopago_simulator

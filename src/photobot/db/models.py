@@ -117,6 +117,19 @@ class LedgerReason(StrEnum):
     reserve = "reserve"
     settle = "settle"
     release = "release"
+    purchase = "purchase"  # credits of a pack bought through Mercado Pago, once per approved payment
+    purchase_reversal = "purchase_reversal"  # the unspent part of a refunded or charged-back purchase
+
+
+class PurchaseStatus(StrEnum):
+    """A purchase's status, as clients see it; `pending` is the only state the reconciler still looks at."""
+
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    cancelled = "cancelled"
+    refunded = "refunded"
+    charged_back = "charged_back"
 
 
 class Event(SQLModel, table=True):
@@ -312,14 +325,77 @@ class CreditLedger(SQLModel, table=True):
     event_id: int | None = Field(default=None, foreign_key="events.id", index=True)
     user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
     job_id: str | None = Field(default=None, foreign_key="jobs.id", max_length=32)
+    purchase_id: str | None = Field(default=None, foreign_key="purchases.id", max_length=32, index=True)
+    payment_id: str | None = Field(default=None, max_length=64)  # the Mercado Pago payment behind a purchase row
     delta: int
-    reason: str = Field(max_length=10)
+    reason: str = Field(max_length=20)
     note: str | None = Field(default=None, max_length=200)
     created_at: datetime = _created()
 
     __table_args__ = (
         sa.UniqueConstraint("job_id", "reason", name="uq_ledger_job_reason"),
+        # one `purchase` and at most one `purchase_reversal` per payment: "granted once" is a database fact
+        sa.UniqueConstraint("reason", "payment_id", name="uq_ledger_reason_payment"),
         sa.CheckConstraint("(event_id IS NULL) <> (user_id IS NULL)", name="ck_ledger_one_account"),
+    )
+
+
+class Pack(SQLModel, table=True):
+    """A credit pack on sale: `credits` for `price_cents` (minor units, two decimals) in `currency`."""
+
+    __tablename__ = "packs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    credits: int = Field(ge=1)
+    price_cents: int = Field(ge=1)
+    currency: str = Field(max_length=3)
+    active: bool = True
+    created_at: datetime = _created()
+
+
+def new_purchase_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Purchase(SQLModel, table=True):
+    """One checkout of one pack by one account; `external_reference` at Mercado Pago is this row's id.
+
+    The price and credits are copied from the pack at creation, so a pack changed later never changes what an
+    open checkout grants or what amount it must match. Only `payments/purchases.py` changes these rows.
+    """
+
+    __tablename__ = "purchases"
+
+    id: str = Field(default_factory=new_purchase_id, primary_key=True, max_length=32)
+    pack_id: int = Field(foreign_key="packs.id")
+    event_id: int | None = Field(default=None, foreign_key="events.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    token_id: int | None = Field(default=None, foreign_key="client_tokens.id")
+    credits: int
+    price_cents: int
+    currency: str = Field(max_length=3)
+    status: str = Field(default=PurchaseStatus.pending, max_length=12)
+    preference_id: str | None = Field(default=None, max_length=200)
+    checkout_url: str | None = Field(default=None, max_length=1000)
+    payment_id: str | None = Field(default=None, max_length=64)  # the payment that decided the status
+    payment_status: str | None = Field(default=None, max_length=30)  # Mercado Pago's own word for it
+    reversed_credits: int = 0  # taken back after a refund or chargeback
+    shortfall: int = 0  # credits already spent when the money went back: could not be taken back
+    error_code: str | None = Field(default=None, max_length=64)  # amount_mismatch, duplicate_payment, …
+    error_message: str | None = Field(default=None, max_length=500)
+    alert_pending: bool = False  # an operator alert is recorded and not yet sent (the reconciler sends it)
+    alerted_at: datetime | None = _ts()
+    check_attempts: int = 0
+    next_check_at: datetime | None = _ts(index=True)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+    approved_at: datetime | None = _ts()
+
+    __table_args__ = (
+        sa.Index("ix_purchases_status_check", "status", "next_check_at"),
+        sa.CheckConstraint("(event_id IS NULL) <> (user_id IS NULL)", name="ck_purchases_one_owner"),
     )
 
 

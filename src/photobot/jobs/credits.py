@@ -5,6 +5,10 @@
   Zero rows updated means no credit: nothing else happens and the caller answers 402.
 - `settle`: the job completed; the reservation is spent (ledger row with delta 0).
 - `release`: the job failed; the reservation goes back to the balance.
+- `grant_purchase`: a pack's credits for an approved Mercado Pago payment (ledger `purchase`, payment id);
+- `reverse_purchase`: after a refund or chargeback, take back what is still unspent (`purchase_reversal`),
+  never below zero; returns how much could not be taken back (the shortfall).
+The unique index on `(reason, payment_id)` makes a second grant or reversal for one payment fail loudly.
 The unique index on `(job_id, reason)` makes a second settle or release fail loudly instead of counting twice;
 callers only reach settle/release through a conditional job-state update, so that never happens in practice.
 """
@@ -17,7 +21,7 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot import metrics
-from photobot.db.models import CreditLedger, Event, Job, LedgerReason, User, table_of
+from photobot.db.models import CreditLedger, Event, Job, LedgerReason, Purchase, User, table_of
 
 
 class NoCredits(Exception):
@@ -33,14 +37,27 @@ class _Account:
     id: int
 
     def ledger(
-        self, delta: int, reason: LedgerReason, job_id: str | None = None, note: str | None = None
+        self,
+        delta: int,
+        reason: LedgerReason,
+        job_id: str | None = None,
+        note: str | None = None,
+        *,
+        purchase_id: str | None = None,
+        payment_id: str | None = None,
     ) -> CreditLedger:
         event_id, user_id = (self.id, None) if self.kind == "event" else (None, self.id)
-        return CreditLedger(delta=delta, reason=reason, job_id=job_id, note=note, event_id=event_id, user_id=user_id)
+        return CreditLedger(
+            delta=delta, reason=reason, job_id=job_id, note=note, event_id=event_id, user_id=user_id,
+            purchase_id=purchase_id, payment_id=payment_id,
+        )  # fmt: skip
 
 
-def _account(job_or_owner: Job | tuple[int | None, int | None]) -> _Account:
-    event_id, user_id = (job_or_owner.event_id, job_or_owner.user_id) if isinstance(job_or_owner, Job) else job_or_owner
+def _account(job_or_owner: Job | Purchase | tuple[int | None, int | None]) -> _Account:
+    if isinstance(job_or_owner, Job | Purchase):
+        event_id, user_id = job_or_owner.event_id, job_or_owner.user_id
+    else:
+        event_id, user_id = job_or_owner
     if event_id is not None:
         return _Account(table_of(Event), "event", event_id)
     assert user_id is not None
@@ -113,3 +130,55 @@ async def release(session: AsyncSession, job: Job) -> None:
     await session.execute(sa.update(account.table).where(c.id == account.id).values(credits=c.credits + job.cost))
     session.add(account.ledger(job.cost, LedgerReason.release, job.id))
     metrics.credit_operation("release", account.kind, job.cost)
+
+
+async def grant_purchase(session: AsyncSession, purchase: Purchase, payment_id: str) -> int:
+    """Add a purchase's credits for one approved payment; returns the new balance.
+
+    Call only after moving the purchase to `approved` with a conditional update; the ledger row is unique per
+    payment, so even a caller that got that wrong cannot grant twice (the transaction fails instead)."""
+    account = _account(purchase)
+    c = account.table.c
+    result = await session.execute(
+        sa.update(account.table)
+        .where(c.id == account.id)
+        .values(credits=c.credits + purchase.credits, granted_total=c.granted_total + purchase.credits)
+        .returning(c.credits)
+    )
+    balance = result.scalar_one_or_none()
+    if balance is None:
+        raise LookupError(f"{account.kind} {account.id} not found")
+    session.add(account.ledger(purchase.credits, LedgerReason.purchase, purchase_id=purchase.id, payment_id=payment_id))
+    await session.flush()  # the unique (reason, payment_id) index speaks now, inside the caller's transaction
+    metrics.credit_operation("purchase", account.kind, purchase.credits)
+    return int(balance)
+
+
+async def reverse_purchase(session: AsyncSession, purchase: Purchase, payment_id: str) -> tuple[int, int]:
+    """Take back a refunded or charged-back purchase's credits that are still unspent: (reversed, shortfall).
+
+    The balance never goes below zero: what was already spent (or is reserved by a running job) stays spent and
+    is returned as the shortfall. Each attempt is a conditional update on the balance it read, so a job reserving
+    at the same moment makes us read again instead of overdrawing."""
+    account = _account(purchase)
+    c = account.table.c
+    while True:
+        current = (await session.execute(sa.select(c.credits).where(c.id == account.id))).scalar_one_or_none()
+        if current is None:
+            raise LookupError(f"{account.kind} {account.id} not found")
+        take = min(int(current), purchase.credits)
+        result = await session.execute(
+            sa.update(account.table)
+            .where(c.id == account.id, c.credits >= take)
+            .values(
+                credits=c.credits - take,
+                granted_total=sa.case((c.granted_total >= take, c.granted_total - take), else_=0),
+            )
+            .returning(c.credits)
+        )
+        if result.scalar_one_or_none() is not None:
+            break
+    session.add(account.ledger(-take, LedgerReason.purchase_reversal, purchase_id=purchase.id, payment_id=payment_id))
+    await session.flush()
+    metrics.credit_operation("purchase_reversal", account.kind, take)
+    return take, purchase.credits - take

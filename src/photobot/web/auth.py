@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from photobot.db.models import ClientToken, Job, TokenScope
+from photobot.db.models import ClientToken, Job, Purchase, TokenScope
 from photobot.problems import Problem, forbidden, unauthorized
 from photobot.runtime import Runtime
 from photobot.services.access import authenticate
@@ -41,6 +41,15 @@ def can_see_job(client: ClientToken, job: Job) -> bool:
     if client.scope == TokenScope.event:
         return job.event_id is not None and job.event_id == client.event_id
     return job.token_id == client.id
+
+
+def can_see_purchase(client: ClientToken, purchase: Purchase) -> bool:
+    """The same rule as jobs: event tokens see their event's purchases, app tokens their own, admins everything."""
+    if client.scope == TokenScope.admin:
+        return True
+    if client.scope == TokenScope.event:
+        return purchase.event_id is not None and purchase.event_id == client.event_id
+    return purchase.token_id == client.id
 
 
 def resolve_owner(client: ClientToken, event_id: int | None, user_id: int | None) -> tuple[int | None, int | None]:

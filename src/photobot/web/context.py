@@ -10,6 +10,7 @@ from typing import cast
 
 from starlette.requests import HTTPConnection
 
+from photobot.payments.gateway import Payments
 from photobot.providers.assembly import Providers
 from photobot.runtime import Runtime
 from photobot.settings import Settings
@@ -30,3 +31,7 @@ def limiter(conn: HTTPConnection) -> RequestLimiter:
 
 def settings(conn: HTTPConnection) -> Settings:
     return cast(Settings, conn.app.state.settings)
+
+
+def payments(conn: HTTPConnection) -> Payments:
+    return cast(Payments, conn.app.state.payments)
