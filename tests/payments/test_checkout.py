@@ -8,7 +8,7 @@ import httpx
 
 from photobot.db import Database
 from photobot.settings import Settings
-from tests.payments.conftest import Shop, open_shop
+from tests.support.payments import Shop, open_shop
 
 
 async def test_approve_grants_the_pack_once(shop: Shop) -> None:

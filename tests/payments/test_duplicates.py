@@ -14,7 +14,7 @@ import httpx
 
 from photobot.db import Database
 from photobot.settings import Settings
-from tests.payments.conftest import ACCESS_TOKEN, WEBHOOK_SECRET, Shop, open_shop, signed_headers
+from tests.support.payments import ACCESS_TOKEN, WEBHOOK_SECRET, Shop, open_shop, signed_headers
 from tests.support.servers import free_port
 
 PHOTOBOT = Path(sys.executable).with_name("photobot")

@@ -10,7 +10,7 @@ import pytest
 
 from photobot.db import Database
 from photobot.settings import Settings
-from tests.payments.conftest import ACCESS_TOKEN, WEBHOOK_SECRET, open_shop, signed_headers
+from tests.support.payments import ACCESS_TOKEN, WEBHOOK_SECRET, open_shop, signed_headers
 
 
 async def test_notifications_and_purchases_are_rate_limited(

@@ -12,7 +12,7 @@ from photobot.db import Database
 from photobot.db.models import Purchase
 from photobot.payments import packs
 from photobot.settings import Settings
-from tests.payments.conftest import Shop, open_shop
+from tests.support.payments import Shop, open_shop
 
 
 async def _count(shop: Shop) -> int:

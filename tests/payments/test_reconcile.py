@@ -11,7 +11,7 @@ from photobot.payments.gateway import Payments
 from photobot.payments.reconcile import Reconciler, next_delay
 from photobot.runtime import Runtime
 from photobot.settings import Settings
-from tests.payments.conftest import Shop, open_shop
+from tests.support.payments import Shop, open_shop
 
 
 async def _reconciler(shop: Shop) -> AsyncIterator[Reconciler]:

@@ -21,7 +21,7 @@ from photobot.payments.gateway import Payments
 from photobot.payments.reconcile import Reconciler
 from photobot.runtime import Runtime
 from photobot.settings import Settings
-from tests.payments.conftest import Shop, open_shop
+from tests.support.payments import Shop, open_shop
 from tests.support.servers import serve
 
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from photobot.signing import mercadopago_manifest, mercadopago_signature, verify_mercadopago_signature
-from tests.payments.conftest import ACCESS_TOKEN, WEBHOOK_SECRET, Shop, signed_headers
+from tests.support.payments import ACCESS_TOKEN, WEBHOOK_SECRET, Shop, signed_headers
 
 
 async def _notify(shop: Shop, data_id: str, headers: dict[str, str], **params: str) -> httpx.Response:
