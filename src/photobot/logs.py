@@ -160,9 +160,11 @@ def logging_dict(settings: Settings) -> dict[str, Any]:
         },
         "root": {"handlers": ["default"], "level": settings.log_level},
         "loggers": {
-            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
-            "uvicorn.error": {"level": "INFO"},
-            "uvicorn.access": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            # uvicorn's own lines follow PHOTOBOT_LOG_LEVEL like ours: at WARNING a busy callback endpoint writes
+            # no access line per request (and `access_log_enabled` lets uvicorn skip formatting them at all).
+            "uvicorn": {"handlers": ["default"], "level": settings.log_level, "propagate": False},
+            "uvicorn.error": {"level": settings.log_level},
+            "uvicorn.access": {"handlers": ["default"], "level": settings.log_level, "propagate": False},
             "httpx": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
             "botocore": {"level": "WARNING"},
@@ -182,3 +184,8 @@ def configure_logging(settings: Settings) -> None:
 
 def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
     return logging_dict(settings)
+
+
+def access_log_enabled(settings: Settings) -> bool:
+    """uvicorn writes access lines at INFO: above that level it need not build them (its `access_log=False`)."""
+    return settings.log_level in ("DEBUG", "INFO")

@@ -131,7 +131,7 @@ def serve(host: str | None, port: int | None, no_worker: bool, workers: int) -> 
         os.environ["PHOTOBOT_PORT"] = str(port)
     if no_worker:
         os.environ["PHOTOBOT_RUN_DISPATCHER"] = "0"
-    from photobot.logs import uvicorn_log_config
+    from photobot.logs import access_log_enabled, uvicorn_log_config
 
     uvicorn.run(
         "photobot.asgi:app",
@@ -140,6 +140,7 @@ def serve(host: str | None, port: int | None, no_worker: bool, workers: int) -> 
         port=port or settings.port,
         workers=workers,
         log_config=uvicorn_log_config(settings),
+        access_log=access_log_enabled(settings),
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
         timeout_graceful_shutdown=20,

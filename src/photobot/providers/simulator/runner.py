@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Iterator
 from types import TracebackType
@@ -30,6 +31,9 @@ class _InProcessServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:  # the host process owns the signals
         yield
+
+    def _log_started_message(self, listeners: Any) -> None:
+        """Not uvicorn's "Uvicorn running on …": that line belongs to the host process's own server."""
 
 
 class RunningServer:
@@ -51,7 +55,16 @@ async def start_server(app: Any, host: str = "127.0.0.1", port: int = 0) -> Runn
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    # log_config=None and log_level=None: a server started inside another process must not re-run uvicorn's
+    # logging set-up, which would replace the host's handlers and levels (its access log and its "listening on").
+    # access_log=False keeps this server's requests out of the log, but uvicorn also empties the shared
+    # "uvicorn.access" logger's handlers for it: put the host's back.
+    access = logging.getLogger("uvicorn.access")
+    handlers, propagate = list(access.handlers), access.propagate
+    config = uvicorn.Config(
+        app, log_config=None, log_level=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2
+    )
+    access.handlers[:], access.propagate = handlers, propagate
     server = _InProcessServer(config)
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:
