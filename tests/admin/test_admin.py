@@ -18,7 +18,10 @@ from photobot.db.models import Event, JobTransition, utcnow
 from tests.support.smtp import SMTPServer
 from tests.support.stack import Stack, StackFactory, fast_sim
 
-PARAMS = {"event_id": "1", "user_id": "1", "key_id": "1", "token_id": "1", "job_id": "nope", "style_id": "pb_a"}
+PARAMS = {
+    "event_id": "1", "user_id": "1", "key_id": "1", "token_id": "1", "job_id": "nope", "style_id": "pb_a",
+    "pack_id": "1",
+}  # fmt: skip
 
 
 def _concrete(path: str) -> str:
