@@ -10,7 +10,6 @@ statuses (`errors.classify_fal`).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
+from photobot import jsontext
 from photobot.providers import errors
 from photobot.providers.base import CallbackEvent, GenerationRequest, PreparedInput, SubmitResult, TaskStatus
 from photobot.providers.errors import CallbackMalformed, CallbackUnknownShape, ProviderError
@@ -52,9 +52,9 @@ def _image_urls(payload: Any) -> tuple[str, ...]:
 def parse_fal_webhook(body: bytes) -> CallbackEvent:
     """A fal.ai webhook body as a CallbackEvent; CallbackMalformed / CallbackUnknownShape otherwise."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise CallbackMalformed("webhook body is not JSON") from None
+        payload = jsontext.loads(body)
+    except jsontext.JSONRefused as exc:
+        raise CallbackMalformed(f"webhook body refused: {exc.reason}") from None
     if not isinstance(payload, dict):
         raise CallbackMalformed("webhook body is not a JSON object")
     request_id = payload.get("request_id")

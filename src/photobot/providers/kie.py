@@ -13,7 +13,6 @@ This class makes exactly one HTTP call per method: retries, key choice and rate 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from photobot import jsontext
 from photobot.providers import errors
 from photobot.providers.base import (
     CallbackEvent,
@@ -33,7 +33,7 @@ from photobot.providers.base import (
 from photobot.providers.errors import CallbackMalformed, CallbackUnknownShape, ProviderError
 from photobot.providers.inputs import is_public_url
 from photobot.providers.models import InvalidParameter, validate_request
-from photobot.providers.signatures import verify_kie_hmac
+from photobot.providers.signatures import TaskIdConflict, kie_signed_task_id, verify_kie_hmac
 from photobot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,8 @@ def _json_field(value: Any) -> Any:
         return value
     if isinstance(value, str) and value.strip():
         try:
-            return json.loads(value)
-        except ValueError:
+            return jsontext.loads(value)
+        except jsontext.JSONRefused:
             return None
     return None
 
@@ -126,16 +126,19 @@ def parse_record(data: Any) -> TaskStatus:
 def parse_kie_callback(body: bytes) -> CallbackEvent:
     """A kie.ai callback body as a CallbackEvent; CallbackMalformed / CallbackUnknownShape otherwise."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise CallbackMalformed("callback body is not JSON") from None
+        payload = jsontext.loads(body)
+    except jsontext.JSONRefused as exc:
+        raise CallbackMalformed(f"callback body refused: {exc.reason}") from None
     if not isinstance(payload, dict):
         raise CallbackMalformed("callback body is not a JSON object")
     data = payload.get("data")
     if not isinstance(data, dict):
         raise CallbackUnknownShape("callback has no data object")
-    task_id = data.get("taskId") or data.get("task_id") or payload.get("taskId")
-    if not isinstance(task_id, str) or not task_id:
+    try:
+        task_id = kie_signed_task_id(payload)  # the same id the HMAC check covered
+    except TaskIdConflict:
+        raise CallbackMalformed("callback names more than one task id") from None
+    if task_id is None:
         raise CallbackUnknownShape("callback has no taskId")
     state, code = data.get("state"), _code(payload.get("code"))
     if state == "success" or (state is None and code == 200):

@@ -15,7 +15,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from photobot import jsontext
 from photobot.providers.errors import CallbackMalformed, SignatureInvalid
 
 log = logging.getLogger(__name__)
@@ -56,15 +56,24 @@ def kie_signature(key: str, task_id: str, timestamp: int | str) -> str:
     return base64.b64encode(digest).decode()
 
 
+class TaskIdConflict(ValueError):
+    """A kie.ai body naming two different task ids: which one a signature covers would be ambiguous."""
+
+
 def kie_signed_task_id(payload: Any) -> str | None:
-    """The task id the signature covers: the first present of taskId, data.taskId, data.task_id."""
+    """The one task id of a kie.ai callback: the one the signature covers AND the one the parser acts on.
+
+    kie puts it in `data.taskId` (older bodies: `data.task_id` or a top-level `taskId`). Every place that names one
+    must agree, or the body is refused: otherwise a signature seen for one task could carry a body whose
+    `data.taskId` (the one acted on) is another's.
+    """
     if not isinstance(payload, dict):
         return None
     data: dict[str, Any] = payload["data"] if isinstance(payload.get("data"), dict) else {}
-    for value in (payload.get("taskId"), data.get("taskId"), data.get("task_id")):
-        if isinstance(value, str) and value:
-            return value
-    return None
+    named = {v for v in (data.get("taskId"), data.get("task_id"), payload.get("taskId")) if isinstance(v, str) and v}
+    if len(named) > 1:
+        raise TaskIdConflict("the callback names more than one task id")
+    return named.pop() if named else None
 
 
 def verify_kie_hmac(
@@ -82,10 +91,13 @@ def verify_kie_hmac(
         raise SignatureInvalid("missing X-Webhook-Signature")
     ts = _check_timestamp(h.get("x-webhook-timestamp"), time.time() if now is None else now, tolerance_s)
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise CallbackMalformed("callback body is not JSON") from None
-    task_id = kie_signed_task_id(payload)
+        payload = jsontext.loads(body)
+    except jsontext.JSONRefused as exc:
+        raise CallbackMalformed(f"callback body refused: {exc.reason}") from None
+    try:
+        task_id = kie_signed_task_id(payload)
+    except TaskIdConflict:
+        raise SignatureInvalid("the body names more than one task id") from None
     if task_id is None:
         raise SignatureInvalid("no task id to check the signature against")
     expected = kie_signature(key, task_id, ts)

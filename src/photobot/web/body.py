@@ -8,13 +8,13 @@ the fields named, all as problem+json.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 
+from photobot import jsontext
 from photobot.problems import Problem, validation_error
 
 M = TypeVar("M", bound=BaseModel)
@@ -56,10 +56,15 @@ def malformed_json() -> Problem:
 
 
 def parse_json(raw: bytes | str) -> Any:
+    """JSON under the one policy (`photobot.jsontext`): not JSON → 400; a key twice or too deep → 422."""
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise malformed_json() from None
+        return jsontext.loads(raw)
+    except jsontext.JSONRefused as exc:
+        if exc.reason == "not valid JSON":
+            raise malformed_json() from None
+        raise validation_error(
+            f"The body is refused: {exc.reason}.", [{"field": "body", "message": exc.reason}]
+        ) from None
 
 
 async def read_json(request: Request, limit: int, *, what: str = "Request bodies", empty: Any = None) -> Any:
