@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -65,10 +66,16 @@ class ExpiringSigner:
 
 
 class MediaSigner(ExpiringSigner):
-    """Signs `(storage key, expiry)` pairs for local-storage media links."""
+    """Signs `(storage key, expiry)` pairs for local-storage media links — and the download name when the link
+    has one, so a holder of a photo link cannot re-share it to download from the booth's domain as `invoice.exe`."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__(secrets, salt="photobot.web.media")
+
+    @staticmethod
+    def subject(key: str, filename: str | None) -> str:
+        """What a link signs: the key alone (links without a name), or key and name, unambiguously joined."""
+        return key if filename is None else json.dumps([key, filename])
 
 
 class GallerySigner:

@@ -110,6 +110,14 @@ async def test_signed_media_links_through_the_app(make_settings: Callable[..., S
         download = await client.get(path, params=query)
         assert download.headers["content-type"] == "image/jpeg"
         assert download.headers["content-disposition"].startswith("attachment")
+        assert 'filename="guest.jpg"' in download.headers["content-disposition"]
+        # the download name is signed: a re-shared link cannot rename the photo, add a name, or drop it
+        for renamed in ({**query, "filename": "invoice.exe"}, {k: v for k, v in query.items() if k != "filename"}):
+            refused = await client.get(path, params=renamed)
+            assert refused.status_code == 403 and refused.json()["code"] == "bad_signature"
+        unnamed_path, unnamed = _signed(await storage.url("results/j1/photo.jpg", 60))
+        refused = await client.get(unnamed_path, params={**unnamed, "filename": "invoice.exe"})
+        assert refused.status_code == 403 and refused.json()["code"] == "bad_signature"
 
         path, query = _signed(await storage.url("results/j1/photo.png", 60))
         tampered = {**query, "sig": query["sig"][:-2] + ("AA" if not query["sig"].endswith("AA") else "BB")}

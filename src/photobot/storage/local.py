@@ -90,13 +90,14 @@ class LocalStorage:
     async def url(self, key: str, expires_s: int, *, filename: str | None = None) -> str:
         validate_key(key)
         expires_at = int(time.time()) + expires_s
-        query = {"exp": expires_at, "sig": self.signer.sign(key, expires_at)}
+        query = {"exp": expires_at, "sig": self.signer.sign(self.signer.subject(key, filename or None), expires_at)}
         if filename:
             query["filename"] = filename
         return f"{self.base_url}/media/{quote(key)}?{urlencode(query)}"
 
-    def verify(self, key: str, expires_at: int, signature: str) -> bool:
-        return self.signer.verify(key, expires_at, signature)
+    def verify(self, key: str, expires_at: int, signature: str, *, filename: str | None = None) -> bool:
+        """A link's signature, over its key and its download name (when it has one)."""
+        return self.signer.verify(self.signer.subject(key, filename), expires_at, signature)
 
     async def check(self) -> None:
         probe = self.root / ".readyz"

@@ -26,7 +26,8 @@ async def media(request: Request) -> Response:
         expires_at = int(request.query_params.get("exp", ""))
     except ValueError:
         raise Problem(403, "bad_signature", "Forbidden", "The link is invalid or has expired.") from None
-    if not storage.verify(key, expires_at, request.query_params.get("sig", "")):
+    filename = request.query_params.get("filename")
+    if not storage.verify(key, expires_at, request.query_params.get("sig", ""), filename=filename):
         raise Problem(403, "bad_signature", "Forbidden", "The link is invalid or has expired.")
     try:
         path = storage.path_for(key)
@@ -34,7 +35,6 @@ async def media(request: Request) -> Response:
         raise not_found() from None
     if not path.is_file():
         raise not_found()
-    filename = request.query_params.get("filename")
     return FileResponse(
         path,
         media_type=content_type_for(key),
