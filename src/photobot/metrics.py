@@ -63,6 +63,11 @@ CALLBACKS = Counter(
     "(401/403); too_large, malformed, rate_limited (refused).",
     ["provider", "outcome"],
 )
+STEP_CRASHES = Counter(
+    "photobot_step_crashes",
+    "Unexpected errors raised by a job's step (each backs off; the job fails with internal_error after a few).",
+    ["state"],
+)
 NOTIFICATIONS = Counter(
     "photobot_notifications", "Notification send attempts, by channel family and outcome.", ["channel", "outcome"]
 )

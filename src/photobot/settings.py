@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # --- jobs ----------------------------------------------------------------------------------
     job_timeout_s: int = Field(300, ge=10)
     reconcile_after_s: int = Field(45, ge=1)
+    # a step that raises an unexpected error backs off (this base, doubling, capped at 300 s) and after this many
+    # crashes the job fails with internal_error (credit released)
+    step_crash_limit: int = Field(5, ge=1, le=100)
+    step_crash_backoff_s: float = Field(2.0, gt=0, le=300)
     max_image_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=1)
     max_long_side: int = Field(2048, ge=64)

@@ -244,6 +244,7 @@ class Job(SQLModel, table=True):
     state: str = Field(default=JobState.pending, max_length=12)
     state_changed_at: datetime | None = _ts()  # when `state` last changed (time-in-state metrics)
     attempts: int = 0
+    crashes: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # unexpected step errors so far
     next_attempt_at: datetime | None = _ts()
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = _ts()

@@ -107,7 +107,10 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("step crashed; the job is retried when its lease expires", extra={"job_id": job_id})
+            # Engine.run backs a crashing step off itself; this is a crash outside any step (loading the job).
+            log.exception(
+                "step crashed outside the job's step; retried when its lease expires", extra={"job_id": job_id}
+            )
         finally:
             self._running.discard(job_id)
 

@@ -19,13 +19,14 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlmodel import col
 
-from photobot.db.models import Job, JobState, utcnow
+from photobot.db.models import IN_FLIGHT, Job, JobState, utcnow
 from photobot.intake import ImageError
 from photobot.jobs import outcomes
 from photobot.jobs.callbacks import Report, apply_report
 from photobot.jobs.states import transition, update_in_state
 from photobot.links import callback_url
 from photobot.logs import bind
+from photobot.metrics import STEP_CRASHES
 from photobot.net.errors import AddressNotAllowed, FetchError, UrlNotAllowed
 from photobot.providers.assembly import Providers, ProviderSlot
 from photobot.providers.base import GenerationRequest, TaskStatus
@@ -39,6 +40,7 @@ from photobot.storage.keys import result_key
 log = logging.getLogger(__name__)
 
 MAX_FINISH_ATTEMPTS = 5
+CRASH_BACKOFF_CAP_S = 300.0
 RECONCILE_MAX_INTERVAL_S = 60.0
 
 
@@ -67,8 +69,35 @@ class Engine:
                     await self.reconcile(job)
                 elif state == JobState.finishing:
                     await self.finish(job)
+            except Exception as exc:
+                await self._crashed(job, exc)
             finally:
                 await self.release_lease(job.id)
+
+    async def _crashed(self, job: Job, exc: Exception) -> None:
+        """A step raised an unexpected error (the input photo gone, storage down, a bug).
+
+        Releasing the lease alone would make the job due again at once — a hot loop of tracebacks until the
+        deadline. Instead it backs off like a transient error (the one `backoff_s`, at least a second) and, after
+        `step_crash_limit` crashes, fails with `internal_error`, which releases the credit and tells the guest.
+        """
+        crashes, limit, base = job.crashes + 1, self.settings.step_crash_limit, self.settings.step_crash_backoff_s
+        STEP_CRASHES.labels(state=job.state).inc()
+        log.error(
+            "step crashed (%s), attempt %d of %d", type(exc).__name__, crashes, limit,
+            exc_info=exc, extra={"state": job.state},
+        )  # fmt: skip
+        if crashes >= limit:
+            message = "Photobot could not process this photo."
+            await self.fail(job, "internal_error", message, from_states=list(IN_FLIGHT))
+            return
+        delay = base + backoff_s(crashes, base_s=base, cap_s=CRASH_BACKOFF_CAP_S)
+        async with self.runtime.db.session() as session:
+            await session.execute(
+                sa.update(Job)
+                .where(col(Job.id) == job.id, col(Job.lease_owner) == self.worker_id)
+                .values(crashes=crashes, next_attempt_at=utcnow() + timedelta(seconds=delay))
+            )
 
     async def release_lease(self, job_id: str) -> None:
         async with self.runtime.db.session() as session:
