@@ -70,15 +70,15 @@ async def test_readyz_names_a_database_that_went_away(make_settings: Callable[..
 
 
 async def test_readyz_names_an_unreachable_redis(make_settings: Callable[..., Settings], sqlite_url: str) -> None:
+    # Intake keeps working without Redis, so the instance stays in the pool: 200 "degraded", Redis named.
     settings = make_settings(database_url=sqlite_url, redis_url=f"redis://127.0.0.1:{_dead_port()}/0")
     async with serve(create_app(settings, run_dispatcher=False)) as base, httpx.AsyncClient(base_url=base) as client:
         response = await client.get("/readyz")
-    assert response.status_code == 503
-    assert response.headers["content-type"].startswith(PROBLEM)
-    problem = response.json()
-    assert "redis" in problem["detail"]
-    assert problem["checks"]["redis"] != "ok"
-    assert problem["checks"]["database"] == "ok"
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["redis"] != "ok"
+    assert body["checks"]["database"] == "ok"
 
 
 async def test_unknown_route_is_a_problem_with_a_code(make_settings: Callable[..., Settings], sqlite_url: str) -> None:

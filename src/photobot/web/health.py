@@ -4,6 +4,10 @@
 (database, Redis when configured, storage) with a short timeout each, the age of the due-job backlog
 (`PHOTOBOT_READY_MAX_BACKLOG_S`) and whether the process is draining, and answers 503 naming what failed,
 so a load balancer stops sending traffic to an instance that cannot do its work.
+
+Redis is the exception: without it intake, callbacks and pages keep working (rate limits fall back to memory,
+wake-ups to polling), so a Redis outage makes the instance `degraded` (200, named in `checks`), not unready —
+a 503 would make a load balancer pull every instance at once for the whole outage.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from photobot.runtime import Runtime
 from photobot.web.metrics import backlog_check
 
 CHECK_TIMEOUT_S = 2.0
+DEGRADABLE = frozenset({"redis"})  # parts whose failure costs speed, not service
 
 
 async def healthz(request: Request) -> Response:
@@ -58,7 +63,7 @@ async def readiness(runtime: Runtime) -> dict[str, str]:
 async def readyz(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     report = await readiness(runtime)
-    failing = [name for name, state in report.items() if state != "ok"]
+    failing = [name for name, state in report.items() if state != "ok" and name not in DEGRADABLE]
     if failing:
         problem = Problem(
             503,
@@ -68,7 +73,8 @@ async def readyz(request: Request) -> Response:
             extra={"checks": report},
         )
         return problem_response(problem, instance=request.url.path)
-    return JSONResponse({"status": "ready", "checks": report})
+    degraded = any(state != "ok" for state in report.values())
+    return JSONResponse({"status": "degraded" if degraded else "ready", "checks": report})
 
 
 def drain_on_signal(
