@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from photobot.db.models import TokenScope
+from photobot.jsontext import INT_MAX
 from photobot.problems import Problem, not_found
 from photobot.runtime import Runtime
 from photobot.services import Invalid, NotFound, operations
@@ -71,4 +72,8 @@ async def run(call: Callable[[], Awaitable[Any]]) -> Any:
 
 
 def int_param(request: Request, name: str) -> int:
-    return int(request.path_params[name])
+    """An id from the path; one no 32-bit column can hold names nothing (404), not a database error."""
+    value = int(request.path_params[name])
+    if not 0 <= value <= INT_MAX:
+        raise not_found()
+    return value

@@ -22,8 +22,8 @@ class JobFields(BaseModel):
     guest_id: str | None = Field(None, max_length=200)
     email: EmailStr | None = Field(None, description="Where to e-mail the photo.")
     phone: str | None = Field(None, max_length=20, description="E.164, for WhatsApp, e.g. +628123456789.")
-    event_id: int | None = Field(None, description="App/admin tokens: charge this event (B2B).")
-    user_id: int | None = Field(None, description="App/admin tokens: charge this user (B2C).")
+    event_id: int | None = Field(None, ge=1, le=2**31 - 1, description="App/admin tokens: charge this event (B2B).")
+    user_id: int | None = Field(None, ge=1, le=2**31 - 1, description="App/admin tokens: charge this user (B2C).")
 
     @field_validator("phone")
     @classmethod

@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
+from photobot import jsontext
 from photobot.intake import ImageTooLarge, decode_data_uri
 from photobot.net.errors import FetchError, TooLarge
 from photobot.net.fetcher import SafeFetcher
@@ -74,6 +75,10 @@ async def read_form(request: Request, max_image_bytes: int) -> tuple[dict[str, s
         elif name in fields:
             raise Problem(422, "validation_error", "Invalid request", f"Field {name!r} given twice.")
         else:
+            try:
+                jsontext.check_text(value)  # the JSON bodies' policy, for form fields
+            except jsontext.JSONRefused as exc:
+                raise Problem(422, "validation_error", "Invalid request", f"Field {name!r}: {exc.reason}.") from None
             fields[name] = value
     return fields, upload
 

@@ -58,7 +58,7 @@ def malformed_json() -> Problem:
 def parse_json(raw: bytes | str) -> Any:
     """JSON under the one policy (`photobot.jsontext`): not JSON → 400; a key twice or too deep → 422."""
     try:
-        return jsontext.loads(raw)
+        return jsontext.loads(raw, stored=True)
     except jsontext.JSONRefused as exc:
         if exc.reason == "not valid JSON":
             raise malformed_json() from None

@@ -17,13 +17,16 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import unquote_plus
 
 from starlette.datastructures import MutableHeaders
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photobot import metrics
+from photobot.jsontext import JSONRefused, check_text
 from photobot.logs import bind
+from photobot.problems import Problem, problem_response
 
 log = logging.getLogger("photobot.http")
 
@@ -37,6 +40,17 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def _refused_characters(scope: Scope) -> bool:
+    """A control or bidi-override character in the path or the query: refused before any route sees it (ids in
+    paths and queries reach the database, where PostgreSQL rejects a NUL with an error, not an answer)."""
+    try:
+        check_text(scope["path"])
+        check_text(unquote_plus(scope.get("query_string", b"").decode("latin-1")))
+    except JSONRefused:
+        return True
+    return False
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -44,6 +58,10 @@ class RequestContextMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if _refused_characters(scope):
+            problem = Problem(400, "invalid_characters", "Bad request", "The URL holds a control character.")
+            await problem_response(problem, instance=None)(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _VALID_ID.match(incoming) else new_request_id()
