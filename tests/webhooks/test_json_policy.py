@@ -141,3 +141,16 @@ async def test_generated_hostile_json_never_gets_a_5xx(pg_database: Database, st
         await asyncio.to_thread(probe)
         assert seen
         assert (await _counts(env), await env.snapshot(waiting)) == before
+
+
+async def test_a_callback_on_another_providers_endpoint_changes_nothing(
+    database: Database, stack: StackFactory
+) -> None:
+    async with stack(database, fast_sim(drop_rate=1.0)) as env:
+        job_id = await env.submit()
+        job = await env.wait_state(job_id, ("waiting",))
+        await env.set_job(job_id, provider="fal")  # the job is fal's; the callback arrives on the kie endpoint
+        before = await env.snapshot(job_id)
+        body = env.callback_body(job.provider_task_id or "", state="fail")
+        _refused(await env.post_callback(body, token=env.token(job_id)), 403, "forbidden")
+        assert await env.snapshot(job_id) == before

@@ -105,6 +105,8 @@ async def apply_callback(
     job = await session.get(Job, job_id)
     if job is None:
         return "unknown"
+    if job.provider != provider:  # a token can only name its own provider, but the job is the truth
+        raise ForeignTask()
     other = (
         await session.execute(
             sa.select(col(Job.id)).where(
