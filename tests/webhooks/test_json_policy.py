@@ -154,3 +154,23 @@ async def test_a_callback_on_another_providers_endpoint_changes_nothing(
         body = env.callback_body(job.provider_task_id or "", state="fail")
         _refused(await env.post_callback(body, token=env.token(job_id)), 403, "forbidden")
         assert await env.snapshot(job_id) == before
+
+
+async def test_a_forged_early_success_does_not_take_the_real_callbacks_slot(
+    database: Database, stack: StackFactory
+) -> None:
+    # A valid token and a "success" the provider does not confirm: the job goes back to waiting, and the provider's
+    # real success callback, when it comes, is applied at once (not ignored as a duplicate until the reconciler).
+    async with stack(database, fast_sim(callback_delay_s=2.0), reconcile_after_s=120) as env:
+        job_id = await env.submit()
+        job = await env.wait_state(job_id, ("waiting",))
+        task = job.provider_task_id or ""
+        forged = env.callback_body(task, result_url="https://example.com/forged.png")
+        assert (await env.post_callback(forged, token=env.token(job_id))).status_code == 200
+        await env.wait_for(job_id, "completed", timeout=15)
+        while env.sim.stats.callbacks_sent < 1:  # the provider's own success callback
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        samples = await env.scrape()
+        assert samples.get_value("photobot_callbacks_total", provider="kie", outcome="duplicate") == 0
+        assert samples.get_value("photobot_callbacks_total", provider="kie", outcome="accepted") >= 1

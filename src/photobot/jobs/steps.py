@@ -19,7 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlmodel import col
 
-from photobot.db.models import IN_FLIGHT, Job, JobState, utcnow
+from photobot.db.models import IN_FLIGHT, Job, JobState, WebhookEvent, utcnow
 from photobot.intake import ImageError
 from photobot.jobs import outcomes
 from photobot.jobs.callbacks import Report, apply_report
@@ -325,11 +325,24 @@ class Engine:
             )  # fmt: skip
 
     async def _back_to_waiting(self, job: Job) -> None:
+        """The provider says the task is not done: the "success" that sent the job here was early or forged.
+
+        Its duplicate slot is freed with the move, or the provider's real success callback would be taken for a
+        repeat of it and ignored, leaving the photo to the reconciler.
+        """
         async with self.runtime.db.session() as session:
-            await transition(
+            moved = await transition(
                 session, job.id, [JobState.finishing], JobState.waiting, note="provider not done yet",
                 next_attempt_at=utcnow() + timedelta(seconds=2),
             )  # fmt: skip
+            if moved is not None and job.provider_task_id:
+                await session.execute(
+                    sa.delete(WebhookEvent).where(
+                        col(WebhookEvent.provider) == job.provider,
+                        col(WebhookEvent.task_id) == job.provider_task_id,
+                        col(WebhookEvent.outcome) == "success",
+                    )
+                )
 
     async def complete(self, job: Job, key: str, content_type: str) -> None:
         async with self.runtime.db.session() as session:
