@@ -36,6 +36,12 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def strip_controls(value: str) -> str:
+    """`value` without control or bidirectional-override characters (for text written where they would mislead,
+    such as a plain-text e-mail, from rows stored before the edge refused them)."""
+    return value if _FORBIDDEN.isdisjoint(value) else "".join(c for c in value if c not in _FORBIDDEN)
+
+
 def check_text(value: str) -> None:
     """JSONRefused when `value` holds a control or bidirectional-override character."""
     if not _FORBIDDEN.isdisjoint(value):

@@ -57,6 +57,19 @@ def test_templates_are_sandboxed():
     assert "Pop Art" in message.text
 
 
+def test_control_and_bidi_characters_never_reach_a_message():
+    # A guest id stored before the edge refused such characters: the plain text must not carry an escape sequence
+    # or a right-to-left override that makes "exe.gnp" read as "png.exe".
+    event = Event(name="Gala\x1b[2J", title="Gala\u202e")
+    context = _context(event)
+    context["guest"]["id"] = "A\x00B\u202eC\x07"
+    overrides = {"ready_text": "Guest {{ guest.id }} at {{ event.title }}"}
+    message = render_message("ready", "en", overrides, context)
+    for part in (message.subject, message.text, message.html or ""):
+        assert not any(ch in part for ch in "\x00\x07\x1b\u202e"), part
+    assert "Guest ABC at Gala" in message.text
+
+
 def test_user_jobs_without_an_event_render():
     message = render_message("ready", None, None, _context(None))
     assert message.subject == "Your photo from Photobot is ready"

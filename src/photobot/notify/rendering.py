@@ -19,6 +19,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from photobot.db.models import Event, Job, Style
+from photobot.jsontext import strip_controls
 
 log = logging.getLogger("photobot.notify")
 
@@ -45,6 +46,11 @@ class Message:
     html: str | None
 
 
+def _clean(value: Any) -> Any:
+    """Every value a template prints passes here: no control or bidi-override character reaches a message."""
+    return strip_controls(value) if isinstance(value, str) else value
+
+
 def _environment(autoescape: bool) -> SandboxedEnvironment:
     return SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
@@ -52,6 +58,7 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
         keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_clean,
     )
 
 
