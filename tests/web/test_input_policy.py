@@ -3,15 +3,21 @@ fields, and integers no 32-bit column holds, are a 4xx problem and change nothin
 
 from __future__ import annotations
 
+import asyncio
 import json
+from urllib.parse import quote
 
 import httpx
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from photobot.db import Database
 from photobot.db.models import ClientToken, CreditLedger, Event, Job, WebhookEvent
 from tests.support.images import jpeg
 from tests.support.stack import Stack, StackFactory
+
+JSON = {"Content-Type": "application/json"}
 
 
 def _refused(response: httpx.Response, status: int, code: str) -> None:
@@ -59,4 +65,57 @@ async def test_hostile_values_are_refused_at_the_edge(database: Database, stack:
         for payload in ({"name": "Gala\x00"}, {"name": "Gala", "credits": 2**40}, {"name": "\u2066Gala"}):
             _refused(await c.post("/v1/admin/events", content=json.dumps(payload), headers=json_admin), 422,
                      "validation_error")  # fmt: skip
+        assert await _counts(env) == before
+
+
+_controls = st.sampled_from([chr(c) for c in (*range(0, 9), 11, 12, *range(14, 32), 127, 0x85, 0x202E, 0x2066)])
+_hostile_text = st.builds(lambda a, c, b: a + c + b, st.text(max_size=6), _controls, st.text(max_size=6))
+_huge_int = st.one_of(
+    st.integers(min_value=2**31, max_value=2**70), st.integers(min_value=-(2**70), max_value=-(2**31) - 1)
+)
+_KIOSK_FIELDS = ["style", "guest_id", "email", "phone", "aspect_ratio", "resolution", "output_format", "image"]
+_ADMIN_EVENT_FIELDS = ["name", "title", "footer_text", "language", "credits"]
+
+
+async def test_generated_hostile_fields_never_get_a_5xx_nor_change_anything(
+    pg_database: Database, stack: StackFactory
+) -> None:
+    async with stack(pg_database, run_dispatcher=False) as env:
+        before = await _counts(env)
+        loop = asyncio.get_running_loop()
+        seen: list[int] = []
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(
+            kiosk_field=st.sampled_from([*_KIOSK_FIELDS, "event_id", "user_id"]),
+            admin_field=st.sampled_from(_ADMIN_EVENT_FIELDS),
+            text=_hostile_text,
+            number=_huge_int,
+        )
+        def probe(kiosk_field: str, admin_field: str, text: str, number: int) -> None:
+            kiosk_value: object = number if kiosk_field in ("event_id", "user_id") else text
+            kiosk = {"style": "pb_a", "image": "https://example.com/g.jpg", kiosk_field: kiosk_value}
+            admin_value: object = number if admin_field == "credits" else text
+            admin = {"name": "Gala", admin_field: admin_value}
+            form = {"style": "pb_a", kiosk_field: str(kiosk_value)}
+            form.pop("image", None)
+
+            async def send() -> list[int]:
+                c = env.client
+                answers = [
+                    await c.post("/v1/jobs", content=json.dumps(kiosk), headers={**env.admin, **JSON}),
+                    await c.post("/v1/jobs", data=form, files={"image": ("g.jpg", jpeg(), "image/jpeg")},
+                                 headers=env.admin),
+                    await c.post("/v1/admin/events", content=json.dumps(admin), headers={**env.admin, **JSON}),
+                    await c.get(f"/v1/jobs/{quote(text, safe='')}", headers=env.auth),
+                    await c.get(f"/v1/admin/events/{abs(number)}", headers=env.admin),
+                ]  # fmt: skip
+                return [a.status_code for a in answers]
+
+            codes = asyncio.run_coroutine_threadsafe(send(), loop).result(60)
+            seen.extend(codes)
+            assert all(400 <= code < 500 for code in codes), (codes, kiosk_field, admin_field, text, number)
+
+        await asyncio.to_thread(probe)
+        assert seen
         assert await _counts(env) == before
