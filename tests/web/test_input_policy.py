@@ -109,6 +109,9 @@ async def test_generated_hostile_fields_never_get_a_5xx_nor_change_anything(
                     await c.post("/v1/admin/events", content=json.dumps(admin), headers={**env.admin, **JSON}),
                     await c.get(f"/v1/jobs/{quote(text, safe='')}", headers=env.auth),
                     await c.get(f"/v1/admin/events/{abs(number)}", headers=env.admin),
+                    await c.get("/v1/admin/jobs", params={"event_id": number}, headers=env.admin),
+                    await c.get("/v1/admin/jobs", params={"offset": abs(number)}, headers=env.admin),
+                    await c.get("/v1/admin/jobs", params={"state": text}, headers=env.admin),
                 ]  # fmt: skip
                 return [a.status_code for a in answers]
 

@@ -25,6 +25,7 @@ from photobot.db.models import (
     User,
     utcnow,
 )
+from photobot.jsontext import INT_MAX
 from photobot.notify.channels import describe_target
 from photobot.notify.masking import mask_email, mask_phone
 from photobot.services.operations import EventStats
@@ -224,15 +225,15 @@ class TokenCreated(TokenOut):
 # --- jobs ---------------------------------------------------------------------------------------------------------
 class JobsQuery(BaseModel):
     model_config = _STRICT
-    event_id: int | None = None
-    user_id: int | None = None
+    event_id: int | None = Field(None, ge=1, le=INT_MAX)
+    user_id: int | None = Field(None, ge=1, le=INT_MAX)
     state: str | None = Field(
         None, description="pending, processing, submitting, waiting, finishing, completed or failed."
     )
     since: datetime | None = Field(None, description="Created at or after (ISO 8601).")
     until: datetime | None = Field(None, description="Created before (ISO 8601).")
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=INT_MAX)
 
 
 class AdminJobOut(BaseModel):
