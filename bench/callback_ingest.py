@@ -1,12 +1,14 @@
-"""Benchmark 1, callback ingest: POST /webhooks/kie at 32 connections vs a bare endpoint.
+"""Callback ingest: POST /webhooks/kie against the floor, with wrk.
 
-Jobs are inserted directly in `waiting` with a provider task id; every request carries a real kie callback body
-(the simulator's shape) and that job's callback token, so each distinct request is accepted (job → finishing).
-The duplicate-heavy variant replays callbacks of 50 jobs that were already accepted (answered 200, recorded
-nothing). The baseline is `bench.bare:app`, which reads the body and answers the same JSON, served by uvicorn
-with the same worker count and event loop. Service: `photobot serve --no-worker` (PostgreSQL + Redis).
+Each request is a real kie success callback for its own job (inserted in `waiting`), with that job's callback
+token, so every distinct request moves a job to `finishing`. The floor (`bench/baseline.py`) gets its own jobs
+and does only the necessary work: parse the body and one statement (record the event ON CONFLICT DO NOTHING and
+move the job if it is waiting). Bare Starlette (read the body, answer) is printed for reference. Runs alternate
+floor, service, floor, service… and each figure is the median of `--repeat` runs.
 
-    python -m bench.callback_ingest [--workers 1] [--jobs 12000] [--duration 15]
+    python -m bench.callback_ingest [--workers 1] [--repeat 3] [--duration 8] [--connections 32]
+
+Service: `photobot serve --no-worker` on PostgreSQL + Redis (what production runs).
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ import argparse
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
-from bench import common, profile
+import asyncpg
 
-CONNECTIONS = 32
+from bench import common, profile, wrk
+
+# Enough distinct jobs per run that wrk's duration ends before they do (a floor at ~2,500 req/s for 8 s).
+JOBS_PER_RUN = {32: 24_000, 1: 5_000}
 
 
-def kie_body(task_id: str) -> str:
+def kie_body(task_id: str) -> bytes:
     now_ms = int(time.time() * 1000)
     data = {
         "taskId": task_id,
@@ -38,108 +44,135 @@ def kie_body(task_id: str) -> str:
         "updateTime": now_ms,
         "creditsConsumed": 18,
     }
-    return json.dumps({"code": 200, "msg": "Playground task completed successfully.", "data": data})
+    return json.dumps({"code": 200, "msg": "Playground task completed successfully.", "data": data}).encode()
 
 
-def requests_for(jobs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+async def insert_waiting_jobs(url: str, event_id: int, count: int) -> list[tuple[str, str]]:
+    """`count` jobs in `waiting` with a task id each, in one statement; returns (job id, task id)."""
+    conn = await asyncpg.connect(common.asyncpg_dsn(url))
+    try:
+        rows = await conn.fetch(
+            """
+            INSERT INTO jobs (id, public_id, event_id, style_id, cost, provider, model, prompt, input_key,
+                              reference_keys, provider_meta, state, attempts, crashes, deadline_at, result_urls,
+                              created_at, updated_at, submitted_at, next_attempt_at, provider_task_id, output_format)
+            SELECT md5(random()::text || g), md5(random()::text || g || 'p'), $1, 'pb_a', 1, 'kie',
+                   'nano-banana-pro', 'bench', 'inputs/bench.jpg', '[]', '{}', 'waiting', 0, 0,
+                   now() + interval '2 days', '[]', now(), now(), now(), now() + interval '1 day',
+                   md5(random()::text || g || 't'), 'png'
+            FROM generate_series(1, $2) g
+            RETURNING id, provider_task_id
+            """,
+            event_id,
+            count,
+        )
+    finally:
+        await conn.close()
+    return [(r["id"], r["provider_task_id"]) for r in rows]
+
+
+def service_requests(jobs: list[tuple[str, str]]) -> list[wrk.Request]:
     from photobot.signing import CallbackTokens
 
     tokens = CallbackTokens([common.SECRET])
     deadline = time.time() + 2 * 86400
+    headers = {"Content-Type": "application/json"}
     return [
-        {
-            "method": "POST",
-            "path": f"/webhooks/kie?token={tokens.issue(job_id, 'kie', deadline)}",
-            "headers": {"Content-Type": "application/json"},
-            "body": kie_body(task_id),
-        }
-        for job_id, task_id in jobs
+        wrk.Request(f"/webhooks/kie?token={tokens.issue(job_id, 'kie', deadline)}", kie_body(task), headers)
+        for job_id, task in jobs
     ]
 
 
+def floor_requests(jobs: list[tuple[str, str]], prefix: str = "") -> list[wrk.Request]:
+    headers = {"Content-Type": "application/json"}
+    return [wrk.Request(f"{prefix}/webhooks/kie?job={job_id}", kie_body(task), headers) for job_id, task in jobs]
+
+
 async def run(
-    workers: int = 1, jobs: int = 12000, duration_s: float = 15.0, with_profile: bool = False
+    workers: int = 1, repeat: int = 3, duration_s: float = 8.0, connections: int = 32, with_profile: bool = False
 ) -> dict[str, Any]:
-    warm, dup = 200, 50
+    n = JOBS_PER_RUN.get(connections, 24_000)
     with common.workdir("callback") as tmp:
         async with common.throwaway_database() as url:
             await common.flush_redis()
             seeded = await common.seed(url)
-            rows = await common.insert_jobs(url, seeded.event_id, jobs + warm + dup, state="waiting")
-            warm_rows, dup_rows, main_rows = rows[:warm], rows[warm : warm + dup], rows[warm + dup :]
-            distinct, warmup, dups = requests_for(main_rows), requests_for(warm_rows), requests_for(dup_rows)
-            port = common.free_port()
+            port, floor_port = common.free_port(), common.free_port()
             env = common.service_env(
-                url,
-                port,
-                tmp / "var",
-                PHOTOBOT_PROVIDER="kie",
-                PHOTOBOT_KIE_API_KEYS="bench-key",
+                url, port, tmp / "var", PHOTOBOT_PROVIDER="kie", PHOTOBOT_KIE_API_KEYS="bench-key",
                 PHOTOBOT_KIE_BASE_URL="http://127.0.0.1:9",
-            )
-            results: dict[str, Any] = {}
+            )  # fmt: skip
             service = common.photobot_serve(env, port, tmp, workers=workers)
+            floor = common.baseline_server(floor_port, tmp, url, workers=workers, pool=connections)
+            runs: dict[str, list[dict[str, Any]]] = {"floor": [], "service": [], "bare": [], "dup": [], "dup_floor": []}
             try:
                 service.wait_ready()
-                common.run_load(port, warmup + dups, connections=8, requests_max=warm + dup, duration_s=60, workdir=tmp)
-                spy = profile.start(service.proc.pid, duration_s, tmp / "profile.txt") if with_profile else None
-                results["service_distinct"] = common.run_load(
-                    port,
-                    distinct,
-                    connections=CONNECTIONS,
-                    requests_max=len(distinct),
-                    duration_s=duration_s,
-                    workdir=tmp,
-                )
+                floor.wait_ready()
+                warm = await insert_waiting_jobs(url, seeded.event_id, 400)
+                dup_jobs = warm[200:]
+                wrk.run(service.url, wrk.write_spec(tmp / "warm-s.spec", service_requests(warm[:100])),
+                        connections=8, duration_s=3, server_cpu_s=service.cpu_seconds, once=True)  # fmt: skip
+                wrk.run(floor.url, wrk.write_spec(tmp / "warm-f.spec", floor_requests(warm[100:200])),
+                        connections=8, duration_s=3, server_cpu_s=floor.cpu_seconds, once=True)  # fmt: skip
+                # duplicates: callbacks of jobs already accepted (answered 200, nothing changes)
+                dup_s = wrk.write_spec(tmp / "dup-s.spec", service_requests(dup_jobs))
+                dup_f = wrk.write_spec(tmp / "dup-f.spec", floor_requests(dup_jobs))
+                wrk.run(service.url, dup_s, connections=4, duration_s=3, server_cpu_s=service.cpu_seconds, once=True)
+                bare_spec = wrk.write_spec(tmp / "bare.spec", floor_requests(warm[:200], prefix="/bare"))
+                spy = None
+
+                def load(server: common.Server, spec: Path, seconds: float, once: bool) -> dict[str, Any]:
+                    return wrk.run(server.url, spec, connections=connections, duration_s=seconds,
+                                   server_cpu_s=server.cpu_seconds, once=once)  # fmt: skip
+
+                for i in range(repeat):
+                    for side, server, build in (("floor", floor, floor_requests),
+                                                ("service", service, service_requests)):  # fmt: skip
+                        jobs = await insert_waiting_jobs(url, seeded.event_id, n)
+                        spec = wrk.write_spec(tmp / f"{side}-{i}.spec", build(jobs))
+                        if with_profile and side == "service" and i == repeat - 1:
+                            spy = profile.start(service.proc.pid, duration_s, tmp / "profile.txt")
+                        runs[side].append(load(server, spec, duration_s, True))
+                    runs["bare"].append(load(floor, bare_spec, duration_s / 2, False))
+                    runs["dup_floor"].append(load(floor, dup_f, duration_s / 2, False))
+                    runs["dup"].append(load(service, dup_s, duration_s / 2, False))
+                prof = None
                 if spy is not None:
                     spy.wait(60)
-                    results["profile_distinct"] = profile.summarise(tmp / "profile.txt")
-                results["service_duplicates"] = common.run_load(
-                    port, dups, connections=CONNECTIONS, requests_max=100_000, duration_s=duration_s, workdir=tmp
-                )
-                accepted = await _count_finishing(url)
+                    prof = profile.summarise(tmp / "profile.txt")
+                moved = await _count(url, "finishing")
             finally:
                 service.stop()
+                floor.stop()
             await common.flush_redis()
-        bare_port = common.free_port()
-        bare = common.bare_server(bare_port, tmp, workers=workers)
-        try:
-            bare.wait_ready()
-            common.run_load(bare_port, warmup, connections=8, requests_max=warm, duration_s=60, workdir=tmp)
-            results["bare_distinct"] = common.run_load(
-                bare_port,
-                distinct,
-                connections=CONNECTIONS,
-                requests_max=len(distinct),
-                duration_s=duration_s,
-                workdir=tmp,
-            )
-            results["bare_duplicates"] = common.run_load(
-                bare_port, dups, connections=CONNECTIONS, requests_max=100_000, duration_s=duration_s, workdir=tmp
-            )
-        finally:
-            bare.stop()
-    sd, bd = results["service_distinct"], results["bare_distinct"]
-    su, bu = results["service_duplicates"], results["bare_duplicates"]
+    med = {k: wrk.medians(v) for k, v in runs.items()}
+    s, f, b, d, df = med["service"], med["floor"], med["bare"], med["dup"], med["dup_floor"]
+    label = f"callback, {connections} conn{'s' if connections > 1 else ''}, {workers} worker{'s' * (workers > 1)}"
+    figures = [
+        _fig(f"{label}: req/s", s["rps"], f["rps"], "req/s"),
+        _fig(f"{label}: p50", s["p50_ms"], f["p50_ms"], "ms"),
+        _fig(f"{label}: p99", s["p99_ms"], f["p99_ms"], "ms"),
+        _fig(f"{label}: server CPU/req", s["server_cpu_ms_per_req"], f["server_cpu_ms_per_req"], "ms"),
+        _fig(f"{label}: PostgreSQL CPU/req", s["db_cpu_ms_per_req"], f["db_cpu_ms_per_req"], "ms"),
+        _fig(f"{label}: req/s vs bare Starlette", s["rps"], b["rps"], "req/s"),
+        _fig(f"{label}, duplicates: req/s", d["rps"], df["rps"], "req/s"),
+        _fig(f"{label}, duplicates: p99", d["p99_ms"], df["p99_ms"], "ms"),
+    ]
+    errors = sum(r["non_2xx"] + r["socket_errors"] for v in runs.values() for r in v)
     return {
-        "name": "callback_ingest",
-        "command": f"python -m bench.callback_ingest --workers {workers} --jobs {jobs} --duration {duration_s:g}",
+        "name": f"callback_ingest_c{connections}_w{workers}",
+        "command": f"python -m bench.callback_ingest --workers {workers} --connections {connections} "
+        f"--repeat {repeat} --duration {duration_s:g}",
         "settings": {
             "server": "photobot serve --no-worker (uvicorn)",
             "workers": workers,
-            "connections": CONNECTIONS,
+            "connections": connections,
+            "client": f"wrk -t{min(wrk.THREADS, connections)}",
             "stores": "PostgreSQL + Redis",
-            "bound": f"{len(distinct)} requests or {duration_s:g} s",
+            "floor": "Starlette + asyncpg, one statement (bench/baseline.py)",
+            "median_of": repeat,
         },
-        "figures": [
-            _fig("callback distinct: req/s", sd["rps"], bd["rps"], "req/s"),
-            _fig("callback distinct: p50", sd["p50_ms"], bd["p50_ms"], "ms"),
-            _fig("callback distinct: p99", sd["p99_ms"], bd["p99_ms"], "ms"),
-            _fig("callback duplicates: req/s", su["rps"], bu["rps"], "req/s"),
-            _fig("callback duplicates: p50", su["p50_ms"], bu["p50_ms"], "ms"),
-            _fig("callback duplicates: p99", su["p99_ms"], bu["p99_ms"], "ms"),
-        ],
-        "details": {**results, "jobs_moved_to_finishing": accepted},
+        "figures": figures,
+        "details": {**med, "raw": runs, "jobs_moved_to_finishing": moved, "errors": errors, "profile": prof},
     }
 
 
@@ -147,28 +180,26 @@ def _fig(name: str, value: float, baseline: float, unit: str) -> dict[str, Any]:
     return {"name": name, "value": value, "baseline": baseline, "unit": unit, "ratio": common.ratio(value, baseline)}
 
 
-async def _count_finishing(url: str) -> int:
-    from sqlalchemy import func, select
-
-    from photobot.db import Database
-    from photobot.db.models import Job
-
-    db = Database(url)
+async def _count(url: str, state: str) -> int:
+    conn = await asyncpg.connect(common.asyncpg_dsn(url))
     try:
-        async with db.session() as session:
-            return int((await session.execute(select(func.count()).where(Job.state == "finishing"))).scalar_one())
+        return int(await conn.fetchval("SELECT count(*) FROM jobs WHERE state = $1", state))
     finally:
-        await db.close()
+        await conn.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--jobs", type=int, default=12000)
-    parser.add_argument("--duration", type=float, default=15.0)
-    parser.add_argument("--profile", action="store_true", help="py-spy the service during the distinct run")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--profile", action="store_true", help="py-spy the service during the last service run")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.workers, args.jobs, args.duration, args.profile)), indent=2))
+    result = asyncio.run(run(args.workers, args.repeat, args.duration, args.connections, args.profile))
+    Path(common.RESULTS).mkdir(exist_ok=True)
+    print(json.dumps({k: v for k, v in result.items() if k != "details"} | {"details": {
+        k: v for k, v in result["details"].items() if k != "raw"}}, indent=2))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ BIN = Path(sys.executable).parent
 PG_ADMIN_DSN = os.environ.get("PHOTOBOT_BENCH_PG_DSN", "postgresql://127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PHOTOBOT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 SECRET = "bench-secret-key-" + "b" * 32
+RESULTS = ROOT / "bench" / "results"
 
 
 def free_port() -> int:
@@ -240,6 +241,19 @@ def photobot_serve(env: dict[str, str], port: int, cwd: Path, *, workers: int = 
     if not worker:
         args.append("--no-worker")
     return Server(args, env, port, cwd, f"photobot-serve-{port}")
+
+
+def asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def baseline_server(port: int, cwd: Path, database_url: str, *, workers: int = 1, pool: int = 32) -> Server:
+    """The floors of bench/baseline.py under uvicorn, configured exactly like the service's server."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), BENCH_BASELINE_DSN=asyncpg_dsn(database_url),
+               BENCH_BASELINE_DIR=str(cwd / "baseline-media"), BENCH_BASELINE_POOL=str(pool))  # fmt: skip
+    args = [str(BIN / "uvicorn"), "bench.baseline:app", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    return Server(args, env, port, cwd, f"baseline-{port}")
 
 
 def bare_server(port: int, cwd: Path, *, workers: int = 1) -> Server:

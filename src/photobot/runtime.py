@@ -44,7 +44,7 @@ class Runtime:
     @asynccontextmanager
     async def open(cls, settings: Settings) -> AsyncIterator[Runtime]:
         async with AsyncExitStack() as stack:
-            db = Database(settings.resolved_database_url)
+            db = Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
             stack.push_async_callback(db.close)
             redis = None
             if settings.redis_url:

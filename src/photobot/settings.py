@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     database_url: str = ""  # default: sqlite+aiosqlite under var_dir (see resolved)
     redis_url: str | None = None
     redis_timeout_s: float = Field(0.25, gt=0)
+    database_pool_size: int = Field(32, ge=1, le=1000)  # connections per process (PostgreSQL); no overflow
     storage_url: str = ""  # default: file:// under var_dir/media
 
     # --- secrets -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,22 +26,27 @@ _ON_COMMIT = "photobot.on_commit"
 class Database:
     """Owns the engine and hands out sessions; one per process, opened in the app's lifespan."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 32) -> None:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
-        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        # No pre-ping: it costs a round trip on every checkout. A connection that died (a database restart) fails
+        # its statement once; SQLAlchemy then invalidates the whole pool and the caller's retry gets a new one.
+        kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             database = make_url(url).database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=10)
+            # A fixed pool, no overflow: overflow connections are opened and closed under load (a new PostgreSQL
+            # backend each time); a request waiting a moment for a pooled connection is cheaper.
+            kwargs.update(pool_size=pool_size, max_overflow=0, pool_timeout=10, pool_recycle=3600)
             kwargs["connect_args"] = {"timeout": 5, "command_timeout": 30}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _serialise_sqlite_writers(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def is_sqlite(self) -> bool:
@@ -56,6 +61,13 @@ class Database:
         """A session whose transaction commits on success and rolls back on error."""
         async with self.sessionmaker() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection where each statement is its own transaction: one round trip for a statement that
+        does all of its work itself (no BEGIN, no COMMIT, no ORM)."""
+        async with self._autocommit.connect() as conn:
+            yield conn
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -8,6 +8,7 @@ id that belongs to another job is refused.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,9 +18,10 @@ import sqlalchemy as sa
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from photobot import metrics
 from photobot.bus import Bus
-from photobot.db import on_commit
-from photobot.db.models import Job, JobState, WebhookEvent, utcnow
+from photobot.db import Database, on_commit
+from photobot.db.models import Job, JobState, UTCDateTime, WebhookEvent, utcnow
 from photobot.db.upsert import insert_ignore
 from photobot.jobs import outcomes
 from photobot.jobs.states import transition
@@ -96,12 +98,23 @@ async def apply_report(
 
 
 async def apply_callback(
+    db: Database, bus: Bus, settings: Settings, provider: str, job_id: str, event: CallbackEvent
+) -> CallbackOutcome:
+    """Apply a verified callback; returns what happened (for logs and metrics).
+
+    Raises ForeignTask when the task belongs to another job of ours. On PostgreSQL a success — nearly every
+    callback — is one statement on an autocommit connection (`_SUCCESS_SQL`: one round trip); a failure, and
+    everything on SQLite, goes through the session path, which shares the same rules.
+    """
+    if db.is_postgres and event.outcome == "success":
+        return await _apply_success_in_one_statement(db, bus, provider, job_id, event)
+    async with db.session() as session:
+        return await _apply_in_session(session, bus, settings, provider, job_id, event)
+
+
+async def _apply_in_session(
     session: AsyncSession, bus: Bus, settings: Settings, provider: str, job_id: str, event: CallbackEvent
 ) -> CallbackOutcome:
-    """Apply a verified callback in the caller's transaction; returns what happened (for logs and metrics).
-
-    Raises ForeignTask when the task belongs to another job of ours.
-    """
     job = await session.get(Job, job_id)
     if job is None:
         return "unknown"
@@ -132,10 +145,76 @@ async def apply_callback(
         job.provider_task_id = event.task_id  # keep the bookkeeping of a failure that beat createTask's answer
         job.callback_at = utcnow()
         await session.flush()
-    applied = await apply_report(
-        session, bus, settings, job, Report.of_callback(event), [JobState.submitting, JobState.waiting], callback=True
-    )
+    applied = await apply_report(session, bus, settings, job, Report.of_callback(event), CALLBACK_FROM, callback=True)
     return "accepted" if applied else "ignored"
+
+
+CALLBACK_FROM = (JobState.submitting, JobState.waiting)
+
+# The session path's rules as one PostgreSQL statement. Data-modifying CTEs all run against the statement's
+# snapshot, and the UPDATE re-checks its row under lock, so a duplicate racing this one either loses the event
+# insert (ON CONFLICT DO NOTHING) or finds the job already moved. `job` is read once and reports what decided.
+_SUCCESS_SQL = sa.text(
+    """
+WITH job AS (
+    SELECT id, state, provider, provider_task_id, state_changed_at FROM jobs WHERE id = :job_id
+), other AS (
+    SELECT 1 FROM jobs WHERE provider = :provider AND provider_task_id = :task_id AND id <> :job_id LIMIT 1
+), ev AS (
+    INSERT INTO webhook_events (provider, task_id, outcome, job_id, received_at, payload)
+    SELECT :provider, :task_id, 'success', :job_id, :now, CAST(:payload AS JSON) FROM job
+    WHERE job.provider = :provider AND NOT EXISTS (SELECT 1 FROM other)
+      AND (job.provider_task_id IS NULL OR job.provider_task_id = :task_id)
+    ON CONFLICT (provider, task_id, outcome) DO NOTHING
+    RETURNING id
+), moved AS (
+    UPDATE jobs SET state = 'finishing', state_changed_at = :now, updated_at = :now, next_attempt_at = :now,
+        attempts = 0, callback_at = :now, result_urls = CAST(:urls AS JSON),
+        provider_task_id = COALESCE(jobs.provider_task_id, :task_id),
+        provider_meta = CASE WHEN :needs_fetch
+            THEN CAST(CAST(jobs.provider_meta AS JSONB) || '{"needs_fetch": true}' AS JSON)
+            ELSE jobs.provider_meta END
+    WHERE jobs.id = :job_id AND jobs.state IN ('submitting', 'waiting') AND EXISTS (SELECT 1 FROM ev)
+    RETURNING jobs.id
+), history AS (
+    INSERT INTO job_transitions (job_id, from_state, to_state, at)
+    SELECT :job_id, job.state, 'finishing', :now FROM job, moved
+)
+SELECT job.state, job.provider, job.provider_task_id, job.state_changed_at,
+       EXISTS (SELECT 1 FROM other) AS foreign_task, EXISTS (SELECT 1 FROM ev) AS recorded,
+       EXISTS (SELECT 1 FROM moved) AS moved
+FROM (SELECT 1) AS one LEFT JOIN job ON true
+"""
+).bindparams(sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("needs_fetch", type_=sa.Boolean()))
+
+
+async def _apply_success_in_one_statement(
+    db: Database, bus: Bus, provider: str, job_id: str, event: CallbackEvent
+) -> CallbackOutcome:
+    now = utcnow()
+    params = {
+        "job_id": job_id, "provider": provider, "task_id": event.task_id, "now": now,
+        "payload": json.dumps(_stored_payload(event.raw)), "urls": json.dumps(list(event.result_urls)),
+        "needs_fetch": event.needs_fetch,
+    }  # fmt: skip
+    async with db.autocommit() as conn:
+        row = (await conn.execute(_SUCCESS_SQL, params)).one()
+    state, job_provider, task_id, entered, foreign, recorded, moved = row
+    if state is None:
+        return "unknown"
+    if job_provider != provider or foreign:
+        raise ForeignTask()
+    if task_id and task_id != event.task_id:
+        return "unknown"
+    if not recorded:
+        return "duplicate"
+    if JobState(state).final:
+        return "late"
+    if not moved:
+        return "ignored"
+    metrics.job_transition(state, JobState.finishing.value, entered, now)  # timestamptz: aware
+    bus.wake_dispatchers()  # the finish step is due now (live pages still say "processing")
+    return "accepted"
 
 
 def _stored_payload(payload: dict[str, Any]) -> dict[str, Any]:

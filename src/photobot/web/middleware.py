@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from starlette.datastructures import MutableHeaders
-from starlette.routing import Match, Mount
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photobot import metrics
@@ -112,19 +112,30 @@ class MetricsMiddleware:
 
 
 def route_template(scope: Scope) -> str:
-    """The path template of the route that serves `scope` (`unmatched` when none does)."""
+    """The path template of the route that served `scope` (`unmatched` when none did).
+
+    Starlette's router records the route it chose in `scope["route"]` (a partial match, for a 405, too); the
+    template of each route is worked out once. A request refused before routing falls back to matching here.
+    """
+    route = scope.get("route")
+    if route is not None:
+        return _template(route)
     app = scope.get("app")
-    routes = getattr(app, "routes", None) or []
-    partial = None
-    for route in routes:
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            if isinstance(route, Mount):
-                return _CONVERTER.sub(r"{\1}", route.path.rstrip("/")) + "/{path}"
-            return _CONVERTER.sub(r"{\1}", getattr(route, "path", "unmatched"))
-        if match == Match.PARTIAL and partial is None:
-            partial = _CONVERTER.sub(r"{\1}", getattr(route, "path", "")) or None  # right path, wrong method (405)
-    return partial or "unmatched"
+    for candidate in getattr(app, "routes", None) or []:
+        match, _ = candidate.matches(scope)
+        if match != Match.NONE:
+            return _template(candidate)
+    return "unmatched"
+
+
+def _template(route: BaseRoute) -> str:
+    """Worked out once per route and kept on it (routes compare by value, so they cannot key a cache)."""
+    found: str | None = getattr(route, "_photobot_template", None)
+    if found is None:
+        path = _CONVERTER.sub(r"{\1}", getattr(route, "path", "") or "")
+        found = path.rstrip("/") + "/{path}" if isinstance(route, Mount) else (path or "unmatched")
+        route._photobot_template = found  # type: ignore[attr-defined]
+    return found
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

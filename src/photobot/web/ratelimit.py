@@ -1,23 +1,28 @@
-"""Request rate limits (submissions per token, callbacks per address and per job) with slowapi.
+"""Request rate limits (submissions and purchases per token, callbacks per address and per job) on `limits`' async
+API.
 
-slowapi's `Limiter` owns the storage (Redis when configured, memory otherwise) and its in-memory fallback;
-we call it explicitly from the routes that need a limit, with keys we choose (a token id, a job id), instead
-of decorating endpoints through a module-level global. The `limits` storage is synchronous, so every check
-runs in a worker thread with short socket timeouts; when Redis fails, slowapi's fallback limiter takes over
-for `RETRY_BACKEND_S` before Redis is tried again, so an outage never stalls intake or callbacks.
+Two stores, chosen per limit:
+- **shared** limits (per token, per job) live in Redis when configured, so every web process counts together:
+  one EVALSHA on the event loop per hit, never a thread;
+- **local** limits (per client address) live in this process's memory: they stop one noisy address from
+  flooding this process, cost no round trip, and a balancer spreading an address over N processes only makes
+  the limit N times looser.
+
+When Redis fails, shared limits fall back to memory for `RETRY_BACKEND_S` before Redis is tried again, so an
+outage never stalls intake or callbacks. slowapi (built on the same `limits`) is not used any more: its storage is
+synchronous, which cost two thread hops per callback (see docs/design-notes.md for the numbers).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from limits import RateLimitItem, parse
-from slowapi import Limiter
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 
 from photobot.problems import Problem
@@ -35,17 +40,14 @@ class RateDecision:
 
 class RequestLimiter:
     def __init__(self, redis_url: str | None, *, timeout_s: float = 0.25) -> None:
-        options: dict[str, Any] = {}
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._shared: MovingWindowRateLimiter | None = None
         if redis_url:
-            options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
-        self._slowapi = Limiter(
-            key_func=lambda request: "",
-            storage_uri=redis_url or "memory://",
-            storage_options=options,
-            in_memory_fallback_enabled=True,
-            strategy="moving-window",
-            headers_enabled=False,
-        )
+            storage = RedisStorage(
+                "async+" + redis_url, implementation="redispy", socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+            )  # fmt: skip
+            self._shared = MovingWindowRateLimiter(storage)
         self._dead_until = 0.0
         self._items: dict[str, RateLimitItem] = {}
 
@@ -54,34 +56,32 @@ class RequestLimiter:
             self._items[limit] = parse(limit)
         return self._items[limit]
 
-    def _hit(self, item: RateLimitItem, scope: str, key: str) -> RateDecision:
-        slowapi = self._slowapi
-        if slowapi._storage_dead and time.monotonic() >= self._dead_until:
-            slowapi._storage_dead = False  # try the backend again
-        try:
-            strategy = slowapi.limiter
-            allowed = strategy.hit(item, scope, key)
-            stats = None if allowed else strategy.get_window_stats(item, scope, key)
-        except Exception as exc:
-            if slowapi._storage_dead or slowapi._fallback_limiter is None:
-                raise
-            log.warning("rate limit storage unavailable, using memory", extra={"error": type(exc).__name__})
-            slowapi._storage_dead = True
-            self._dead_until = time.monotonic() + RETRY_BACKEND_S
-            return self._hit(item, scope, key)
-        if allowed:
+    async def hit(self, limit: str, scope: str, key: str, *, shared: bool = True) -> RateDecision:
+        """Count one hit of `key` in `scope` against `limit` (e.g. "60/minute"); `shared=False` counts in this
+        process only."""
+        item = self._item(limit)
+        strategy = self._local
+        if shared and self._shared is not None and time.monotonic() >= self._dead_until:
+            try:
+                return await self._decide(self._shared, item, scope, key)
+            except Exception as exc:
+                log.warning("rate limit storage unavailable, using memory", extra={"error": type(exc).__name__})
+                self._dead_until = time.monotonic() + RETRY_BACKEND_S
+        return await self._decide(strategy, item, scope, key)
+
+    @staticmethod
+    async def _decide(strategy: MovingWindowRateLimiter, item: RateLimitItem, scope: str, key: str) -> RateDecision:
+        if await strategy.hit(item, scope, key):
             return RateDecision(True)
-        retry = max(1, math.ceil(stats.reset_time - time.time())) if stats else 1
-        return RateDecision(False, retry)
-
-    async def hit(self, limit: str, scope: str, key: str) -> RateDecision:
-        """Count one hit of `key` in `scope` against `limit` (slowapi syntax, e.g. "60/minute")."""
-        return await asyncio.to_thread(self._hit, self._item(limit), scope, key)
+        stats = await strategy.get_window_stats(item, scope, key)
+        return RateDecision(False, max(1, math.ceil(stats.reset_time - time.time())))
 
 
-async def enforce(limiter: RequestLimiter, limit: str, scope: str, key: str, detail: str) -> None:
+async def enforce(
+    limiter: RequestLimiter, limit: str, scope: str, key: str, detail: str, *, shared: bool = True
+) -> None:
     """Count one hit; over the limit, the one 429 every route answers (problem+json with Retry-After)."""
-    decision = await limiter.hit(limit, scope, key)
+    decision = await limiter.hit(limit, scope, key, shared=shared)
     if not decision.allowed:
         raise Problem(
             429, "rate_limited", "Too many requests", detail, headers={"Retry-After": str(decision.retry_after_s)}

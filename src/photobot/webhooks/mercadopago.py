@@ -48,7 +48,7 @@ async def notification(request: Request) -> Response:
     runtime, payments = context.runtime(request), context.payments(request)
     settings = runtime.settings
     await enforce(context.limiter(request), settings.mercadopago_webhook_rate_limit, "callback-ip:mercadopago",
-                  client_address(request), "Too many notifications.")  # fmt: skip
+                  client_address(request), "Too many notifications.", shared=False)  # fmt: skip
     await read_body(request, MAX_BODY_BYTES, what="Notification bodies")  # capped; its content is not trusted
     data_id = _data_id(request)
     secret = payments.webhook_secret

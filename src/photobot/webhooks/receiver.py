@@ -42,7 +42,7 @@ async def receive(request: Request, provider_name: str) -> Response:
     runtime, providers, limiter = context.runtime(request), context.providers(request), context.limiter(request)
     settings = runtime.settings
     await enforce(limiter, settings.callback_rate_limit, f"callback-ip:{provider_name}", client_address(request),
-                  "Too many callbacks.")  # fmt: skip
+                  "Too many callbacks.", shared=False)  # fmt: skip
     try:
         claim = providers.tokens.verify(request.query_params.get("token"), provider_name)
     except BadToken as exc:
@@ -68,8 +68,7 @@ async def receive(request: Request, provider_name: str) -> Response:
                   "Too many callbacks.")  # fmt: skip
     with bind(job_id=claim.job_id, task_id=event.task_id):
         try:
-            async with runtime.db.session() as session:
-                outcome = await apply_callback(session, runtime.bus, settings, provider_name, claim.job_id, event)
+            outcome = await apply_callback(runtime.db, runtime.bus, settings, provider_name, claim.job_id, event)
         except ForeignTask:
             raise Problem(403, "forbidden", "Forbidden", "The callback could not be matched.") from None
         log.info("callback %s", outcome, extra={"provider": provider_name, "outcome": event.outcome})
