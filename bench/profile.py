@@ -27,7 +27,7 @@ def start(pid: int, duration_s: float, out: Path, rate: int = 67) -> subprocess.
     )  # fmt: skip
 
 
-def summarise(path: Path, top: int = 12) -> dict[str, Any]:
+def summarise(path: Path, top: int = 25) -> dict[str, Any]:
     if not path.exists():
         return {"skipped": "py-spy not available or no samples"}
     total = 0
@@ -55,7 +55,8 @@ def summarise(path: Path, top: int = 12) -> dict[str, Any]:
     }
 
 
-WATCH = ("photobot/", "sqlalchemy/orm", "limits/", "slowapi/", "redis/", "asyncpg/", "itsdangerous/", "json/")
+WATCH = ("photobot/", "sqlalchemy/", "limits/", "slowapi/", "redis/", "asyncpg/", "itsdangerous/", "json/", "starlette/", "uvicorn/",
+         "prometheus_client/", "logging/")
 
 
 def _short(frame: str) -> str:

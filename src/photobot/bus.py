@@ -10,7 +10,8 @@ Three kinds of messages travel here:
 Nothing here is a source of truth: a lost message costs latency (the dispatcher and notifier still poll, pages
 still re-read the database), never data. So publishing never blocks the caller: `wake_dispatchers`,
 `wake_notifiers` and `job_changed` are plain functions that schedule the publish in the background (a wake-up
-already on its way absorbs the next ones), and when Redis is down they degrade to this process.
+already on its way absorbs the next ones, and under load one publish per `COALESCE_S` carries them all), and
+when Redis is down they degrade to this process.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ WAKE_CHANNEL = "photobot:wake"
 NOTIFY_CHANNEL = "photobot:notify"
 JOB_CHANNEL_PREFIX = "photobot:job:"
 EVENT_CHANNEL_PREFIX = "photobot:event:"
+COALESCE_S = 0.02
 
 
 class Bus:
@@ -100,6 +102,9 @@ class Bus:
             while True:
                 self._again.discard(channel)
                 await self.publish(channel, {})
+                # Wakes asked for in the next moment ride on one more publish: at most one per COALESCE_S under
+                # load (this process's own dispatchers and notifiers were woken at once, without Redis).
+                await asyncio.sleep(COALESCE_S)
                 if channel not in self._again:
                     return
         finally:

@@ -103,7 +103,7 @@ async def apply_callback(
     """Apply a verified callback; returns what happened (for logs and metrics).
 
     Raises ForeignTask when the task belongs to another job of ours. On PostgreSQL a success — nearly every
-    callback — is one statement on an autocommit connection (`_SUCCESS_SQL`: one round trip); a failure, and
+    callback — is one statement run as its own transaction (`_SUCCESS_SQL`: one round trip); a failure, and
     everything on SQLite, goes through the session path, which shares the same rules.
     """
     if db.is_postgres and event.outcome == "success":
@@ -197,8 +197,7 @@ async def _apply_success_in_one_statement(
         "payload": json.dumps(_stored_payload(event.raw)), "urls": json.dumps(list(event.result_urls)),
         "needs_fetch": event.needs_fetch,
     }  # fmt: skip
-    async with db.autocommit() as conn:
-        row = (await conn.execute(_SUCCESS_SQL, params)).one()
+    row = await db.fetchrow(_SUCCESS_SQL, params)
     state, job_provider, task_id, entered, foreign, recorded, moved = row
     if state is None:
         return "unknown"

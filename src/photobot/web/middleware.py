@@ -1,13 +1,12 @@
 """ASGI middleware: a request id on every request and log line, and HTTP metrics by route template.
 
-`RequestContextMiddleware` takes the caller's `X-Request-ID` when it looks like an id (letters, digits, `._-`,
-up to 64 characters), otherwise makes one; binds it for logging (`request_id` on every line emitted while the
-request runs, including background work it starts) and returns it in the `X-Request-ID` response header.
-
-`MetricsMiddleware` counts every request by method, route *template* (`/v1/jobs/{job_id}`; unmatched paths
-are `unmatched`, so scanners cannot blow up label cardinality) and status, observes its duration, and
-counts provider callbacks by outcome (the receiver sets `request.state.callback_outcome`; refusals are
-derived from the status).
+`EdgeMiddleware` refuses control characters in the path and query (400 `invalid_characters`), takes the caller's
+`X-Request-ID` when it looks like an id (letters, digits, `._-`, up to 64 characters), otherwise makes one; binds
+it for logging (`request_id` on every line emitted while the request runs, including background work it starts)
+and returns it in the `X-Request-ID` response header. It also counts every request by method, route *template*
+(`/v1/jobs/{job_id}`; unmatched paths are `unmatched`, so scanners cannot blow up label cardinality) and status,
+observes its duration, and counts provider callbacks by outcome (the receiver sets
+`request.state.callback_outcome`; refusals are derived from the status).
 """
 
 from __future__ import annotations
@@ -51,32 +50,9 @@ def _refused_characters(scope: Scope) -> bool:
     return False
 
 
-class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+class EdgeMiddleware:
+    """Request id, URL character policy and HTTP metrics in one pass (one wrapper around `send`, not two)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if _refused_characters(scope):
-            problem = Problem(400, "invalid_characters", "Bad request", "The URL holds a control character.")
-            await problem_response(problem, instance=None)(scope, receive, send)
-            return
-        incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _VALID_ID.match(incoming) else new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
-            await send(message)
-
-        with bind(request_id=request_id):
-            await self.app(scope, receive, send_with_id)
-
-
-class MetricsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -85,30 +61,43 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        if _refused_characters(scope):
+            problem = Problem(400, "invalid_characters", "Bad request", "The URL holds a control character.")
+            await problem_response(problem, instance=None)(scope, receive, send)
+            _observe(scope, 400, started)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _VALID_ID.match(incoming) else new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
         status = 500
 
-        async def capture(message: Message) -> None:
+        async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            route = route_template(scope)
-            method = scope.get("method", "GET")
-            log.debug(
-                "http request",
-                extra={"method": method, "route": route, "status": status,
-                       "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
-            )  # fmt: skip
-            metrics.http_request(method, route, status, time.perf_counter() - started)
-            if route.startswith(WEBHOOK_PREFIX) and method == "POST":
-                outcome = scope.get("state", {}).get("callback_outcome")
-                if outcome is None:
-                    outcome = metrics.CALLBACK_OUTCOME_BY_STATUS.get(status, f"http_{status}")
-                metrics.callback(route.removeprefix(WEBHOOK_PREFIX), outcome)
+        with bind(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                _observe(scope, status, started)
+
+
+def _observe(scope: Scope, status: int, started: float) -> None:
+    route = route_template(scope)
+    method = scope.get("method", "GET")
+    elapsed = time.perf_counter() - started
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("http request", extra={"method": method, "route": route, "status": status,
+                                         "duration_ms": round(elapsed * 1000, 1)})  # fmt: skip
+    metrics.http_request(method, route, status, elapsed)
+    if route.startswith(WEBHOOK_PREFIX) and method == "POST":
+        outcome = scope.get("state", {}).get("callback_outcome")
+        if outcome is None:
+            outcome = metrics.CALLBACK_OUTCOME_BY_STATUS.get(status, f"http_{status}")
+        metrics.callback(route.removeprefix(WEBHOOK_PREFIX), outcome)
 
 
 def route_template(scope: Scope) -> str:
@@ -152,4 +141,4 @@ def middleware() -> list[Any]:
     """The middleware stack for `create_app` (outermost first)."""
     from starlette.middleware import Middleware
 
-    return [Middleware(RequestContextMiddleware), Middleware(MetricsMiddleware)]
+    return [Middleware(EdgeMiddleware)]
