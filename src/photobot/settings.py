@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_timeout_s: float = Field(0.25, gt=0)
     database_pool_size: int = Field(32, ge=1, le=1000)  # connections per process (PostgreSQL); no overflow
+    # photos decoded at once by a worker (processes); empty: one per core; 0: threads instead of processes
+    image_workers: int | None = Field(None, ge=0, le=64)
     storage_url: str = ""  # default: file:// under var_dir/media
 
     # --- secrets -------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ async def test_reserve_writes_job_and_ledger_row_together(api: Stack) -> None:
     body = assert_accepted(await submit_multipart(api))
     after = await snapshot(api)
     assert (after.jobs, after.ledger, after.transitions) == (before.jobs + 1, before.ledger + 1, before.transitions + 1)
-    assert after.stored - before.stored == {f"inputs/{body['id']}.jpg"}
+    assert after.stored - before.stored == {f"uploads/{body['id']}.jpg"}
     async with api.db.session() as session:
         rows = (await session.execute(sa.select(CreditLedger).where(CreditLedger.job_id == body["id"]))).scalars().all()
     assert [(r.reason, r.delta, r.event_id) for r in rows] == [("reserve", -1, api.event_id)]
@@ -91,4 +91,4 @@ async def _hundred_against_ten(api: Stack) -> None:
             await session.execute(sa.select(CreditLedger.job_id).where(CreditLedger.reason == "reserve"))
         ).scalars()
     assert set(reserved) == job_ids
-    assert state.stored == {f"inputs/{job_id}.jpg" for job_id in job_ids}
+    assert state.stored == {f"uploads/{job_id}.jpg" for job_id in job_ids}

@@ -101,6 +101,6 @@ async def test_twenty_concurrent_requests_with_one_key_make_one_job(api: Stack) 
     assert len(ids) == 1
     after = await snapshot(api)
     assert (after.jobs, after.ledger) == (before.jobs + 1, before.ledger + 1)
-    assert after.stored == before.stored | {f"inputs/{ids.pop()}.jpg"}  # the losers' photos were deleted
+    assert after.stored == before.stored | {f"uploads/{ids.pop()}.jpg"}  # the losers' photos were deleted
     assert not after.temp_files
     assert await balance(api, event_id=api.event_id) == 9 == await ledger_sum(api, event_id=api.event_id)

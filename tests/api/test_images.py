@@ -17,6 +17,7 @@ from photobot.settings import Settings
 from tests.support.api import (
     assert_accepted,
     assert_problem,
+    cleaned_input,
     job_row,
     read_stored,
     stored_keys,
@@ -25,8 +26,9 @@ from tests.support.api import (
     unchanged,
 )
 from tests.support.images import data_uri, encode, jpeg, noise_jpeg, png_bomb
+from tests.support.records import ledger_reasons
 from tests.support.servers import serve
-from tests.support.stack import Stack, open_app
+from tests.support.stack import Stack, StackFactory, fast_sim, open_app
 
 MB = 1024 * 1024
 
@@ -119,60 +121,68 @@ async def test_content_type_comes_from_the_bytes(api: Stack) -> None:
         assert_problem(await submit_multipart(api, jpeg()[:40]), 422, "invalid_image")
         assert_problem(await submit_multipart(api, b""), 422, "invalid_image")
 
-    # PNG and WebP are accepted whatever the declared type; opaque images are stored as JPEG, alpha as PNG
-    png = assert_accepted(
-        await submit_multipart(
-            api, encode(Image.new("RGB", (64, 64), "blue"), "PNG"), content_type="application/octet-stream"
+
+async def test_the_submit_step_cleans_what_intake_accepted(database: Database, stack: StackFactory) -> None:
+    """Intake stores the upload as sent; the worker's submit step decodes it (in the image process pool), applies
+    the EXIF orientation, strips every piece of metadata, downscales, stores the result as the provider's input
+    and deletes the upload. What does not decode fails the job with `invalid_image` and releases the credit."""
+    async with stack(database, fast_sim(), max_long_side=256, credits=20) as env:
+        # PNG and WebP are accepted whatever the declared type; opaque images are stored as JPEG, alpha as PNG
+        opaque = encode(Image.new("RGB", (64, 64), "blue"), "PNG")
+        png = assert_accepted(await submit_multipart(env, opaque, content_type="application/octet-stream"))
+        webp = assert_accepted(
+            await submit_json(env, data_uri(encode(Image.new("RGB", (64, 64), "green"), "WEBP"), "image/png"))
         )
-    )
-    webp = assert_accepted(
-        await submit_json(api, data_uri(encode(Image.new("RGB", (64, 64), "green"), "WEBP"), "image/png"))
-    )
-    alpha = assert_accepted(await submit_multipart(api, encode(Image.new("RGBA", (64, 64), (0, 0, 255, 100)), "PNG")))
-    assert (await job_row(api, png["id"])).input_key.endswith(".jpg")
-    assert (await job_row(api, webp["id"])).input_key.endswith(".jpg")
-    key = (await job_row(api, alpha["id"])).input_key
-    assert key.endswith(".png") and stored_image(api, key).mode == "RGBA"
+        alpha = assert_accepted(
+            await submit_multipart(env, encode(Image.new("RGBA", (64, 64), (0, 0, 255, 100)), "PNG"))
+        )
+        assert (await cleaned_input(env, png["id"])).input_key.endswith(".jpg")
+        assert (await cleaned_input(env, webp["id"])).input_key.endswith(".jpg")
+        key = (await cleaned_input(env, alpha["id"])).input_key
+        assert key.endswith(".png") and stored_image(env, key).mode == "RGBA"
+
+        # landscape pixels, red marker in the top-left; orientation 6 means "rotate 90 degrees clockwise to view"
+        img = Image.new("RGB", (120, 60), "white")
+        img.paste((255, 0, 0), (0, 0, 30, 20))
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        exif[0x010F] = "secret-camera"
+        gps = exif.get_ifd(0x8825)
+        gps[1], gps[2], gps[3], gps[4] = "S", (6.0, 10.0, 30.0), "E", (106.0, 49.0, 0.0)
+        photo = encode(img, "JPEG", quality=95, exif=exif, comment=b"secret-comment")
+        with Image.open(io.BytesIO(photo)) as original:
+            assert original.getexif().get_ifd(0x8825) and original.getexif()[0x0112] == 6
+        for submit in (submit_multipart, submit_json):
+            job = await cleaned_input(env, assert_accepted(await submit(env, photo))["id"])
+            raw = read_stored(env, job.input_key)
+            out = stored_image(env, job.input_key)
+            assert out.size == (60, 120), out.size  # upright: portrait now
+            r, g, b = out.getpixel((out.width - 5, 5))[:3]  # the marker moved to the top-right corner
+            assert r > 200 and g < 60 and b < 60, (r, g, b)
+            assert len(out.getexif()) == 0
+            assert not {"exif", "icc_profile", "comment", "xmp"} & set(out.info)
+            for marker in (b"Exif\x00\x00", b"secret-camera", b"secret-comment", b"GPS"):
+                assert marker not in raw, marker
+
+        # downscaled to the long side, never upscaled
+        job = await cleaned_input(env, assert_accepted(await submit_multipart(env, jpeg((1200, 400))))["id"])
+        assert stored_image(env, job.input_key).size == (256, 85)
+        small = await cleaned_input(env, assert_accepted(await submit_json(env, jpeg((100, 50))))["id"])
+        assert stored_image(env, small.input_key).size == (100, 50)
+        assert not [k for k in stored_keys(env) if k.startswith("uploads/")]  # every upload was deleted
+
+        # a JPEG whose header is fine and whose pixels are cut off: accepted, then failed, credit back
+        whole = noise_jpeg(60_000)
+        truncated = assert_accepted(await submit_multipart(env, whole[: len(whole) // 2]))
+        failed = await env.wait_state(truncated["id"], ("failed",))
+        assert failed.error_code == "invalid_image"
+        assert await ledger_reasons(env.db, failed.id) == ["reserve", "release"]
 
 
-async def test_exif_orientation_applied_and_metadata_stripped(api: Stack) -> None:
-    # landscape pixels, red marker in the top-left; orientation 6 means "rotate 90 degrees clockwise to view"
-    img = Image.new("RGB", (120, 60), "white")
-    img.paste((255, 0, 0), (0, 0, 30, 20))
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    exif[0x010F] = "secret-camera"
-    gps = exif.get_ifd(0x8825)
-    gps[1], gps[2], gps[3], gps[4] = "S", (6.0, 10.0, 30.0), "E", (106.0, 49.0, 0.0)
-    photo = encode(img, "JPEG", quality=95, exif=exif, comment=b"secret-comment")
-    with Image.open(io.BytesIO(photo)) as original:
-        assert original.getexif().get_ifd(0x8825) and original.getexif()[0x0112] == 6
-
-    for submit in (submit_multipart, submit_json):
-        job = await job_row(api, assert_accepted(await submit(api, photo))["id"])
-        raw = read_stored(api, job.input_key)
-        out = stored_image(api, job.input_key)
-        assert out.size == (60, 120), out.size  # upright: portrait now
-        r, g, b = out.getpixel((out.width - 5, 5))[:3]  # the marker moved to the top-right corner
-        assert r > 200 and g < 60 and b < 60, (r, g, b)
-        assert len(out.getexif()) == 0
-        assert not {"exif", "icc_profile", "comment", "xmp"} & set(out.info)
-        for marker in (b"Exif\x00\x00", b"secret-camera", b"secret-comment", b"GPS"):
-            assert marker not in raw, marker
-
-
-async def test_downscale_to_long_side(database: Database, make_settings: Callable[..., Settings]) -> None:
-    async with open_app(database, make_settings, max_long_side=256) as served:
-        api = served
-        job = await job_row(api, assert_accepted(await submit_multipart(api, jpeg((1200, 400))))["id"])
-        assert stored_image(api, job.input_key).size == (256, 85)
-        small = await job_row(api, assert_accepted(await submit_json(api, jpeg((100, 50))))["id"])
-        assert stored_image(api, small.input_key).size == (100, 50)  # never upscaled
-
-
-async def test_default_long_side_is_2048(api: Stack) -> None:
-    job = await job_row(api, assert_accepted(await submit_multipart(api, jpeg((3000, 1500))))["id"])
-    assert stored_image(api, job.input_key).size == (2048, 1024)
+async def test_default_long_side_is_2048(database: Database, stack: StackFactory) -> None:
+    async with stack(database, fast_sim()) as env:
+        job = await cleaned_input(env, assert_accepted(await submit_multipart(env, jpeg((3000, 1500))))["id"])
+        assert stored_image(env, job.input_key).size == (2048, 1024)
 
 
 async def test_url_input_is_downloaded(api: Stack) -> None:

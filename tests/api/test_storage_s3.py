@@ -35,7 +35,7 @@ async def test_submission_stores_input_in_the_bucket(
         async with unchanged(api):
             assert_problem(await submit_json(api, b"GIF89a" + b"\x00" * 50), 415, "unsupported_media_type")
         job = await job_row(api, assert_accepted(await submit_multipart(api, jpeg((90, 60), "orange")))["id"])
-        assert stored_keys(api) == {job.input_key} == {f"inputs/{job.id}.jpg"}
+        assert stored_keys(api) == {job.input_key} == {f"uploads/{job.id}.jpg"}
         with Image.open(io.BytesIO(read_stored(api, job.input_key))) as img:
             assert (img.format, img.size) == ("JPEG", (90, 60))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import threading
 import time
 from pathlib import Path
@@ -352,7 +353,7 @@ async def test_processor_runs_off_loop_with_bounded_concurrency(
                 active -= 1
 
     monkeypatch.setattr(images_module, "process_image", tracked)
-    processor = ImageProcessor(max_pixels=MAX_PIXELS, concurrency=2, dest_dir=tmp_path)
+    processor = ImageProcessor(max_pixels=MAX_PIXELS, concurrency=2, processes=False, dest_dir=tmp_path)
     sources = []
     for i in range(6):
         path = tmp_path / f"in{i}.png"
@@ -362,6 +363,23 @@ async def test_processor_runs_off_loop_with_bounded_concurrency(
     assert peak == 2
     assert len({r.path for r in results}) == 6
     assert await processor.verify(results[0].path) == ("image/jpeg", 64, 64)
+
+
+async def test_processor_decodes_in_pool_processes(tmp_path: Path) -> None:
+    """The default: each photo decoded in a process of the shared pool (the GIL is not held by the event loop's
+    process); intake errors come back as the same typed errors."""
+    processor = ImageProcessor(max_pixels=MAX_PIXELS, concurrency=2, dest_dir=tmp_path)
+    source = tmp_path / "in.jpg"
+    source.write_bytes(encode(Image.new("RGB", (640, 320), RED), "JPEG"))
+    results = await asyncio.gather(*(processor.process(source) for _ in range(4)))
+    assert {(r.width, r.height, r.content_type) for r in results} == {(640, 320, "image/jpeg")}
+    pool = images_module._POOL
+    assert pool is not None and all(pid != os.getpid() for pid in pool._processes)
+    broken = tmp_path / "broken.jpg"
+    whole = source.read_bytes()
+    broken.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InvalidImage):
+        await processor.process(broken)
 
 
 def test_processor_from_settings(make_settings) -> None:

@@ -8,6 +8,7 @@ transitions, every balance, the stored objects (media directory or S3 bucket) an
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import httpx
 import sqlalchemy as sa
 
 from photobot.db.models import CreditLedger, Event, Job, JobTransition, User
+from photobot.storage.keys import is_upload
 from tests.support.images import data_uri, jpeg
 from tests.support.stack import Stack
 
@@ -175,6 +177,18 @@ async def ledger_sum(env: Stack, *, event_id: int | None = None, user_id: int | 
             column == (event_id if event_id is not None else user_id)
         )
         return (await session.execute(query)).scalar_one()
+
+
+async def cleaned_input(env: Stack, job_id: str, timeout: float = 20.0) -> Job:
+    """The job once the submit step has cleaned its upload into the provider's input (a stack with a dispatcher)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = await job_row(env, job_id)
+        if not is_upload(job.input_key):
+            return job
+        assert job.state != "failed", (job.error_code, job.error_message)
+        assert time.monotonic() < deadline, f"job {job_id} still holds its upload ({job.state})"
+        await asyncio.sleep(0.05)
 
 
 async def job_row(env: Stack, job_id: str) -> Job:

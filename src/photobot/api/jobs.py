@@ -1,15 +1,15 @@
 """`POST /v1/jobs` (submit a guest's photo) and `GET /v1/jobs/{id}` (follow it).
 
-Submission answers 202 as soon as the photo is stored and the credit reserved; no provider is called here.
+Submission answers 202 as soon as the photo is stored and the credit reserved: the photo's type and header
+dimensions are checked here, its pixels are decoded and cleaned by the worker's submit step, and no provider is
+called here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,6 +21,7 @@ from photobot.api import uploads
 from photobot.api.schemas import JobFields, JobRequest
 from photobot.api.views import RETRY_AFTER_S, etag, job_view
 from photobot.db.models import ClientToken, Job
+from photobot.intake import inspect
 from photobot.jobs.accept import Guest, IdempotencyRace, create_job, find_idempotent, plan_job
 from photobot.logs import bind
 from photobot.problems import Problem, not_found, validation_error
@@ -109,7 +110,6 @@ async def submit_job(request: Request) -> Response:
         raise validation_error(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters.")
 
     fields, raw = await _parse(request, runtime)
-    processed_path: Path | None = None
     try:
         owner = resolve_owner(client, fields.event_id, fields.user_id)
         # hash what the request means, not how it was spelled: a kiosk naming its own event_id or leaving it out
@@ -124,13 +124,14 @@ async def submit_job(request: Request) -> Response:
                 resolution=fields.resolution, output_format=fields.output_format, owner=owner, token_id=client.id,
                 guest=guest,
             )  # fmt: skip
-        processed = await runtime.images.process(raw.path)
-        processed_path = processed.path
+        # What is cheap and decisive is checked here (type 415, header dimensions 422); decoding, orientation,
+        # metadata stripping and the downscale are the submit step's (`Engine.prepare_input`).
+        fmt, _, _ = inspect(raw.path, runtime.settings.max_image_pixels)
         try:
             job = await create_job(
-                runtime.db, runtime.storage, runtime.bus, runtime.settings, spec, processed.path,
-                extension=processed.extension, content_type=processed.content_type,
-                idempotency_key=key, req_hash=req_hash,
+                runtime.db, runtime.storage, runtime.bus, runtime.settings, spec, raw.path,
+                extension=fmt.extension, content_type=fmt.content_type, idempotency_key=key, req_hash=req_hash,
+                as_uploaded=True,
             )  # fmt: skip
         except IdempotencyRace:
             assert key is not None
@@ -140,9 +141,6 @@ async def submit_job(request: Request) -> Response:
             return replay
     finally:
         raw.path.unlink(missing_ok=True)
-        if processed_path is not None:
-            with contextlib.suppress(OSError):
-                processed_path.unlink()
     with bind(job_id=job.id, event_id=job.event_id):
         log.info("job accepted", extra={"style": job.style_id})
     return await _accepted(runtime, job)

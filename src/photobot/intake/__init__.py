@@ -8,7 +8,7 @@ from photobot.intake.errors import (
     TooManyPixels,
     UnsupportedMediaType,
 )
-from photobot.intake.images import ImageProcessor, ProcessedImage, open_checked, process_image, verify_image
+from photobot.intake.images import ImageProcessor, ProcessedImage, inspect, open_checked, process_image, verify_image
 from photobot.intake.reading import decode_data_uri, parse_data_uri_header
 from photobot.intake.sniff import Format, sniff
 
@@ -23,6 +23,7 @@ __all__ = [
     "TooManyPixels",
     "UnsupportedMediaType",
     "decode_data_uri",
+    "inspect",
     "open_checked",
     "parse_data_uri_header",
     "process_image",

@@ -4,7 +4,7 @@ for an operator's retry alike.
 Order of effects, so that a refused request leaves nothing behind:
 1. everything that can be checked without writing (style, parameters, owner, balance pre-check) is checked
    (`plan_job`);
-2. the photo is written to storage under the job's input key;
+2. the photo is written to storage under the job's input key (as uploaded: the submit step cleans it);
 3. one transaction inserts the job and reserves the credit (conditional decrement + `reserve` ledger row);
 4. if that transaction fails (no credit, idempotency race, database error) the stored photo is deleted;
 5. once it commits, an idle dispatcher is woken (`Bus`), so the job is submitted in milliseconds.
@@ -30,7 +30,7 @@ from photobot.providers.assembly import provider_for_style
 from photobot.providers.models import InvalidParameter, normalise_params
 from photobot.settings import Settings
 from photobot.storage import Storage
-from photobot.storage.keys import input_key
+from photobot.storage.keys import input_key, upload_key
 
 
 @dataclass(frozen=True)
@@ -135,10 +135,15 @@ async def create_job(
     idempotency_key: str | None = None,
     req_hash: str | None = None,
     retry_of: str | None = None,
+    as_uploaded: bool = False,
 ) -> Job:
-    """Store the photo, then insert the job and reserve its credit in one transaction (NoCredits → 402 problem)."""
+    """Store the photo, then insert the job and reserve its credit in one transaction (NoCredits → 402 problem).
+
+    `as_uploaded`: the photo is the guest's file as received (only its type and size checked); it is stored under
+    `upload_key` and the submit step cleans it before anything else happens to it.
+    """
     job_id = new_job_id()
-    key = input_key(job_id, extension)
+    key = (upload_key if as_uploaded else input_key)(job_id, extension)
     await storage.put_file(key, photo, content_type)
     now = utcnow()
     job = Job(

@@ -35,7 +35,7 @@ from photobot.providers.inputs import is_public_url
 from photobot.providers.retry import backoff_s
 from photobot.runtime import Runtime
 from photobot.storage.base import content_type_for
-from photobot.storage.keys import result_key
+from photobot.storage.keys import input_key, is_upload, result_key
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,11 @@ class Engine:
             )  # fmt: skip
         if won is None:
             return
+        if is_upload(job.input_key):
+            prepared = await self.prepare_input(job)
+            if prepared is None:
+                return
+            job = prepared
         try:
             request = await self._generation_request(job, slot)
             # The submitter retries transient errors with backoff; never past the job's deadline.
@@ -155,6 +160,45 @@ class Engine:
             else:
                 outcomes.job_changed(session, self.runtime.bus, job, JobState.waiting)
         log.info("job submitted", extra={"task_id": result.task_id, "provider": slot.name})
+
+    async def prepare_input(self, job: Job) -> Job | None:
+        """Clean the guest's upload into the photo the provider gets, in the image process pool (decode, EXIF
+        orientation, metadata stripped, downscaled), store it under `input_key`, point the job at it and delete
+        the upload. None when the job is no longer ours to submit.
+
+        An upload that turns out not to decode fails the job with `invalid_image` (the credit is released and the
+        guest told). After a crash it simply runs again: the keys are deterministic.
+        """
+        storage = self.runtime.storage
+        tmp_dir = self.settings.var_dir / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-", delete=False) as handle:
+            source = Path(handle.name)
+        processed = None
+        try:
+            await storage.download_to(job.input_key, source)
+            try:
+                processed = await self.runtime.images.process(source)
+            except ImageError as exc:
+                message = exc.detail or "The photo could not be read."
+                await self.fail(job, "invalid_image", message, from_states=[JobState.submitting])
+                return None
+            key = input_key(job.id, processed.extension)
+            await storage.put_file(key, processed.path, processed.content_type)
+        finally:
+            source.unlink(missing_ok=True)
+            if processed is not None:
+                processed.path.unlink(missing_ok=True)
+        async with self.runtime.db.session() as session:
+            ours = await update_in_state(
+                session, job.id, [JobState.submitting], expect_lease=self.worker_id, input_key=key
+            )
+        if not ours:  # expired or failed by an operator meanwhile: retention knows only the row's key
+            await storage.delete(key)
+            return None
+        await storage.delete(job.input_key)  # the upload, with its metadata
+        job.input_key = key
+        return job
 
     async def _generation_request(self, job: Job, slot: ProviderSlot) -> GenerationRequest:
         storage, ttl = self.runtime.storage, max(self.settings.signed_url_ttl_s, self.settings.job_timeout_s)

@@ -47,7 +47,7 @@ from photobot.problems import Problem
 from photobot.services import Invalid, NotFound
 from photobot.settings import Settings
 from photobot.storage import Storage, StorageError
-from photobot.storage.keys import extension_of
+from photobot.storage.keys import extension_of, is_upload
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ async def retry_job(db: Database, storage: Storage, bus: Bus, settings: Settings
             raise Invalid(f"the input photo {old.input_key} is no longer stored") from None
         job = await create_job(
             db, storage, bus, settings, JobSpec.of_job(old), photo, extension=extension_of(old.input_key),
-            retry_of=old.id,
+            retry_of=old.id, as_uploaded=is_upload(old.input_key),
         )  # fmt: skip
     except Problem as exc:
         if exc.code == "no_credits":

@@ -13,8 +13,19 @@ def extension_for(content_type: str) -> str:
     return EXTENSIONS.get(content_type, "bin")
 
 
+def upload_key(job_id: str, extension: str) -> str:
+    """The guest's photo exactly as uploaded (metadata and all), until the submit step has cleaned it into
+    `input_key` and deleted this one."""
+    return f"uploads/{job_id}.{extension}"
+
+
+def is_upload(key: str) -> bool:
+    return key.startswith("uploads/")
+
+
 def input_key(job_id: str, extension: str) -> str:
-    """The guest's photo as accepted (deleted by retention after `PHOTOBOT_INPUT_TTL_HOURS`)."""
+    """The guest's photo as the provider sees it: oriented, stripped of metadata, downscaled (deleted by retention
+    after `PHOTOBOT_INPUT_TTL_HOURS`)."""
     return f"inputs/{job_id}.{extension}"
 
 
