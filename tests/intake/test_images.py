@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -386,3 +388,37 @@ def test_processor_from_settings(make_settings) -> None:
     settings = make_settings(max_image_pixels=1_000_000, max_long_side=1024)
     processor = ImageProcessor.from_settings(settings, concurrency=3)
     assert (processor.max_pixels, processor.max_long_side, processor.concurrency) == (1_000_000, 1024, 3)
+
+
+def test_pool_processes_die_with_their_parent(tmp_path: Path) -> None:
+    """A worker killed with SIGKILL (no atexit, no shutdown) takes its image processes with it."""
+    source = tmp_path / "in.png"
+    source.write_bytes(encode(Image.new("RGB", (64, 64), RED), "PNG"))
+    script = (
+        "import asyncio, sys\n"
+        "from photobot.intake import images\n"
+        f"p = images.ImageProcessor(max_pixels=10**6, concurrency=2, dest_dir={str(tmp_path)!r})\n"
+        f"asyncio.run(p.process({str(source)!r}))\n"
+        "print(*images._POOL._processes, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        children = [int(pid) for pid in parent.stdout.readline().split()]
+        assert children and all(_alive(pid) for pid in children)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in children if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

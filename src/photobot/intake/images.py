@@ -29,7 +29,9 @@ import atexit
 import io
 import multiprocessing
 import os
+import signal
 import struct
+import sys
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -178,15 +180,23 @@ _ERRORS_BY_CODE: dict[str, type[ImageError]] = {
 _POOL: ProcessPoolExecutor | None = None
 
 
+def _die_with_parent() -> None:
+    """Pool initializer: on Linux, the kernel kills this process when its parent dies (a SIGKILLed worker must not
+    leave its image processes behind)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _shared_pool(workers: int) -> ProcessPoolExecutor:
     """One pool per OS process, made on first use (web processes never make one) and shared by every runtime in
-    it: processes are a machine resource, and tests open many runtimes in one process. Forkserver: the workers
-    are forked from a clean process, not from this one with its threads and sockets."""
+    it: processes are a machine resource, and tests open many runtimes in one process. Spawned, not forked: a
+    fork of this process would copy its threads' locks and its sockets."""
     global _POOL
     if _POOL is None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["photobot.intake.images"])
-        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        context = multiprocessing.get_context("spawn")
+        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent)
         atexit.register(_POOL.shutdown, wait=False, cancel_futures=True)
     return _POOL
 

@@ -1,0 +1,144 @@
+"""Submission ingest: POST /v1/jobs with a real JPEG (multipart), against the floor, with wrk.
+
+The floor (`bench/baseline.py`) does only the necessary work: parse the multipart body, write the photo to a file,
+one INSERT of the job row. The service authenticates the kiosk token, rate-limits it, streams and hashes the
+upload, checks its type and header dimensions, stores it, reserves the credit and inserts the job (the decode,
+orientation, stripping and downscale happen later, in the worker's submit step, which this benchmark does not run:
+`photobot serve --no-worker`). Runs alternate floor, service… and each figure is the median of `--repeat` runs.
+
+    python -m bench.submit_ingest [--repeat 3] [--duration 8]
+
+Two rows: a 1.1 MB JPEG at 16 connections, and a 4032x3024 phone photo at 1 connection (latency of one kiosk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageFilter
+
+from bench import common, wrk
+
+BOUNDARY = "photobot-bench-boundary"
+
+
+def noise_jpeg(target_bytes: int) -> bytes:
+    """A real JPEG of about `target_bytes`: random noise does not compress, so size tracks pixel count."""
+    side = 300
+    while True:
+        img = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=90)
+        if buf.tell() >= target_bytes:
+            return buf.getvalue()
+        side = int(side * 1.08) + 1
+
+
+def phone_jpeg() -> bytes:
+    """A 4032x3024 JPEG shaped like a phone photo (smooth areas and detail, ~2-4 MB at quality 90, EXIF)."""
+    small = Image.frombytes("RGB", (504, 378), os.urandom(504 * 378 * 3)).filter(ImageFilter.GaussianBlur(3))
+    img = small.resize((4032, 3024), Image.Resampling.BICUBIC)
+    grain = Image.frombytes("L", (4032, 3024), os.urandom(4032 * 3024)).point(lambda v: 120 + v // 16)
+    img = Image.composite(img, Image.merge("RGB", (grain, grain, grain)), Image.new("L", img.size, 235))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "BenchPhone"
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90, exif=exif)
+    return buf.getvalue()
+
+
+def multipart(image: bytes, style: str = "pb_a") -> bytes:
+    return b"".join([
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="style"\r\n\r\n{style}\r\n'.encode(),
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="guest.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n".encode(),
+        image,
+        f"\r\n--{BOUNDARY}--\r\n".encode(),
+    ])  # fmt: skip
+
+
+def _fig(name: str, value: float, baseline: float, unit: str) -> dict[str, Any]:
+    return {"name": name, "value": value, "baseline": baseline, "unit": unit, "ratio": common.ratio(value, baseline)}
+
+
+async def run(repeat: int = 3, duration_s: float = 8.0) -> dict[str, Any]:
+    body_1mb = multipart(noise_jpeg(1_100_000))
+    body_phone = multipart(phone_jpeg())
+    ctype = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    runs: dict[str, list[dict[str, Any]]] = {"floor": [], "service": [], "floor_phone": [], "service_phone": []}
+    with common.workdir("submit") as tmp:
+        async with common.throwaway_database() as url:
+            await common.flush_redis()
+            seeded = await common.seed(url, credits=10_000_000)
+            port, floor_port = common.free_port(), common.free_port()
+            env = common.service_env(url, port, tmp / "var", PHOTOBOT_PROVIDER="kie",
+                                     PHOTOBOT_KIE_API_KEYS="bench-key", PHOTOBOT_KIE_BASE_URL="http://127.0.0.1:9")  # fmt: skip
+            service = common.photobot_serve(env, port, tmp, workers=1)
+            floor = common.baseline_server(floor_port, tmp, url, workers=1, pool=16)
+            auth = {"Authorization": f"Bearer {seeded.kiosk}", **ctype}
+            specs = {
+                "service": wrk.write_spec(tmp / "s.spec", [wrk.Request("/v1/jobs", body_1mb, auth)]),
+                "floor": wrk.write_spec(tmp / "f.spec", [wrk.Request(f"/v1/jobs?event={seeded.event_id}", body_1mb,
+                                                                     ctype)]),  # fmt: skip
+                "service_phone": wrk.write_spec(tmp / "sp.spec", [wrk.Request("/v1/jobs", body_phone, auth)]),
+                "floor_phone": wrk.write_spec(tmp / "fp.spec", [wrk.Request(
+                    f"/v1/jobs?event={seeded.event_id}", body_phone, ctype)]),  # fmt: skip
+            }
+            try:
+                service.wait_ready()
+                floor.wait_ready()
+                for side, server in (("floor", floor), ("service", service)):  # warm-up
+                    wrk.run(server.url, specs[side], connections=4, duration_s=2, server_cpu_s=server.cpu_seconds)
+                for _ in range(repeat):
+                    for side, server in (("floor", floor), ("service", service)):
+                        runs[side].append(wrk.run(server.url, specs[side], connections=16, duration_s=duration_s,
+                                                  server_cpu_s=server.cpu_seconds))  # fmt: skip
+                        runs[f"{side}_phone"].append(wrk.run(server.url, specs[f"{side}_phone"], connections=1,
+                                                             duration_s=duration_s / 2,
+                                                             server_cpu_s=server.cpu_seconds))  # fmt: skip
+            finally:
+                service.stop()
+                floor.stop()
+            await common.flush_redis()
+    med = {k: wrk.medians(v) for k, v in runs.items()}
+    s, f, sp, fp = med["service"], med["floor"], med["service_phone"], med["floor_phone"]
+    return {
+        "name": "submit_ingest",
+        "command": f"python -m bench.submit_ingest --repeat {repeat} --duration {duration_s:g}",
+        "settings": {
+            "server": "photobot serve --no-worker (uvicorn)", "workers": 1, "client": "wrk",
+            "stores": "PostgreSQL + Redis + local files", "median_of": repeat,
+            "floor": "Starlette + asyncpg: multipart, file write, one INSERT (bench/baseline.py)",
+            "bodies": {"1.1 MB noise JPEG": len(body_1mb), "4032x3024 phone JPEG": len(body_phone)},
+        },  # fmt: skip
+        "figures": [
+            _fig("submission 1.1 MB, 16 conns: req/s", s["rps"], f["rps"], "req/s"),
+            _fig("submission 1.1 MB, 16 conns: p50", s["p50_ms"], f["p50_ms"], "ms"),
+            _fig("submission 1.1 MB, 16 conns: p99", s["p99_ms"], f["p99_ms"], "ms"),
+            _fig("submission 1.1 MB, 16 conns: server CPU/req", s["server_cpu_ms_per_req"],
+                 f["server_cpu_ms_per_req"], "ms"),  # fmt: skip
+            _fig("submission 4032x3024, 1 conn: p50", sp["p50_ms"], fp["p50_ms"], "ms"),
+            _fig("submission 4032x3024, 1 conn: p99", sp["p99_ms"], fp["p99_ms"], "ms"),
+        ],
+        "details": {**med, "errors": sum(r["non_2xx"] + r["socket_errors"] for v in runs.values() for r in v)},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.repeat, args.duration)), indent=2))
+
+
+if __name__ == "__main__":
+    Path(common.RESULTS).mkdir(exist_ok=True)
+    main()
