@@ -46,8 +46,9 @@ test-fast: install-dev  ## without lint and browser set-up
 # BENCH_ARGS: --quick (small counts), --only NAME..., --profile (py-spy the service during callback ingest;
 # py-spy is not in uv.lock and `uv sync` removes it again, so profile outside make:
 # `$(UV) pip install --python $(BIN)/python py-spy && $(BIN)/python -m bench.run_all --profile`).
-# No wrk needed: the load client is bench/load.py (asyncio, in its own process).
-bench: install-dev services  ## benchmarks (figures and ratios against a bare baseline) -> bench/results/latest.json
+# Load comes from wrk (Debian package, installed here when missing).
+bench: install-dev services  ## benchmarks (figures and ratios against same-run floors) -> bench/results/latest.json
+	@command -v wrk >/dev/null || (apt-get install -y -q wrk >/dev/null || sudo apt-get install -y -q wrk >/dev/null)
 	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 chaos: install-dev services  ## the full fault suite (tests/chaos) and fuzzing (tests/fuzz), full numbers

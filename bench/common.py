@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import socket
@@ -256,14 +255,6 @@ def baseline_server(port: int, cwd: Path, database_url: str, *, workers: int = 1
     return Server(args, env, port, cwd, f"baseline-{port}")
 
 
-def bare_server(port: int, cwd: Path, *, workers: int = 1) -> Server:
-    """The baseline: bench.bare:app under uvicorn with the same worker count and event loop as the service."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    args = [str(BIN / "uvicorn"), "bench.bare:app", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    return Server(args, env, port, cwd, f"bare-{port}")
-
-
 def simulator(port: int, cwd: Path, **knobs: Any) -> Server:
     server = Server([str(BIN / "photobot"), "simulator", "--port", str(port)], dict(os.environ), port, cwd, "sim")
     server.wait_ready("/_sim/stats")
@@ -271,22 +262,6 @@ def simulator(port: int, cwd: Path, **knobs: Any) -> Server:
         response = httpx.post(f"{server.url}/_sim/config", json=knobs, timeout=10)
         response.raise_for_status()
     return server
-
-
-def run_load(port: int, requests: list[dict[str, Any]], *, connections: int, requests_max: int,
-             duration_s: float, workdir: Path) -> dict[str, Any]:  # fmt: skip
-    """Run bench/load.py in its own process against 127.0.0.1:port; returns its JSON figures."""
-    spec = {"host": "127.0.0.1", "port": port, "connections": connections, "requests_max": requests_max,
-            "duration_s": duration_s, "requests": requests}  # fmt: skip
-    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=workdir, delete=False) as handle:
-        json.dump(spec, handle)
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.load", handle.name], cwd=ROOT, capture_output=True, text=True,
-        timeout=duration_s + 120,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"load client failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @contextlib.contextmanager

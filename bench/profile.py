@@ -55,8 +55,20 @@ def summarise(path: Path, top: int = 25) -> dict[str, Any]:
     }
 
 
-WATCH = ("photobot/", "sqlalchemy/", "limits/", "slowapi/", "redis/", "asyncpg/", "itsdangerous/", "json/", "starlette/", "uvicorn/",
-         "prometheus_client/", "logging/")
+WATCH = (
+    "photobot/",
+    "sqlalchemy/",
+    "limits/",
+    "slowapi/",
+    "redis/",
+    "asyncpg/",
+    "itsdangerous/",
+    "json/",
+    "starlette/",
+    "uvicorn/",
+    "prometheus_client/",
+    "logging/",
+)
 
 
 def _short(frame: str) -> str:

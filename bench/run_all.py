@@ -2,11 +2,13 @@
 
     python -m bench.run_all [--quick] [--profile] [--only NAME ...]
 
-1. callback ingest (bench/callback_ingest.py), 2. submission ingest (bench/submit_latency.py, another
-helper's script, run as is when present), 3. callback → completed (bench/callback_to_completed.py, likewise),
-4. memory, 5. provider rate, 6. idle cost. Each figure comes with its baseline measured in the same run on the
-same machine and the ratio; the server settings are printed with them. `--quick` shrinks the counts (a smoke
-run, not for the record). A benchmark that fails is reported as such and the others still run.
+1. callback ingest (bench/callback_ingest.py: 32 connections, 1 connection, 2 workers), 2. submission ingest
+(bench/submit_ingest.py), 3. callback → completed (bench/callback_to_completed.py, run as its own process), 4.
+memory, 5. provider rate, 6. idle cost. Callback and submission ingest drive load with wrk (bench/wrk.py) and serve
+the floors of bench/baseline.py in the same run; each of their figures is the median of 3 runs. Each figure comes
+with its baseline measured in the same run on the same machine and the ratio; the server settings are printed with
+them. `--quick` shrinks the counts (a smoke run, not for the record). A benchmark that fails is reported as such and
+the others still run.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import callback_ingest, common, idle_cost, memory, provider_rate
+from bench import callback_ingest, common, idle_cost, memory, provider_rate, submit_ingest
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -47,9 +49,12 @@ def external(module: str, args: list[str], timeout_s: float) -> dict[str, Any]:
 
 def plan(quick: bool, with_profile: bool) -> list[tuple[str, Any]]:
     q = quick
+    repeat, seconds = (1, 4.0) if q else (3, 8.0)
     return [
-        ("callback_ingest", lambda: callback_ingest.run(1, 2000 if q else 12000, 8 if q else 15, with_profile)),
-        ("submit_latency", lambda: external("submit_latency", ["--requests", "40" if q else "200"], 900)),
+        ("callback_ingest", lambda: callback_ingest.run(1, repeat, seconds, 32, with_profile)),
+        ("callback_ingest_1conn", lambda: callback_ingest.run(1, repeat, seconds, 1)),
+        ("callback_ingest_2workers", lambda: callback_ingest.run(2, repeat, seconds, 32)),
+        ("submit_ingest", lambda: submit_ingest.run(repeat, seconds)),
         ("callback_to_completed", lambda: external("callback_to_completed", ["--jobs", "20" if q else "200"], 1200)),
         ("memory", lambda: memory.run(20 if q else 200, 20_000_000)),
         ("provider_rate", lambda: provider_rate.run(100 if q else 500, 20, 2.0)),

@@ -78,19 +78,22 @@ async def run(repeat: int = 3, duration_s: float = 8.0) -> dict[str, Any]:
             await common.flush_redis()
             seeded = await common.seed(url, credits=10_000_000)
             port, floor_port = common.free_port(), common.free_port()
-            env = common.service_env(url, port, tmp / "var", PHOTOBOT_PROVIDER="kie",
-                                     PHOTOBOT_KIE_API_KEYS="bench-key", PHOTOBOT_KIE_BASE_URL="http://127.0.0.1:9")  # fmt: skip
+            provider = {"PHOTOBOT_PROVIDER": "kie", "PHOTOBOT_KIE_API_KEYS": "bench-key",
+                        "PHOTOBOT_KIE_BASE_URL": "http://127.0.0.1:9"}  # fmt: skip
+            env = common.service_env(url, port, tmp / "var", **provider)
             service = common.photobot_serve(env, port, tmp, workers=1)
             floor = common.baseline_server(floor_port, tmp, url, workers=1, pool=16)
             auth = {"Authorization": f"Bearer {seeded.kiosk}", **ctype}
-            specs = {
-                "service": wrk.write_spec(tmp / "s.spec", [wrk.Request("/v1/jobs", body_1mb, auth)]),
-                "floor": wrk.write_spec(tmp / "f.spec", [wrk.Request(f"/v1/jobs?event={seeded.event_id}", body_1mb,
-                                                                     ctype)]),  # fmt: skip
-                "service_phone": wrk.write_spec(tmp / "sp.spec", [wrk.Request("/v1/jobs", body_phone, auth)]),
-                "floor_phone": wrk.write_spec(tmp / "fp.spec", [wrk.Request(
-                    f"/v1/jobs?event={seeded.event_id}", body_phone, ctype)]),  # fmt: skip
-            }
+            floor_path = f"/v1/jobs?event={seeded.event_id}"
+            bodies = {"": body_1mb, "_phone": body_phone}
+            specs = {}
+            for suffix, body in bodies.items():
+                specs["service" + suffix] = wrk.write_spec(
+                    tmp / f"s{suffix}.spec", [wrk.Request("/v1/jobs", body, auth)]
+                )
+                specs["floor" + suffix] = wrk.write_spec(
+                    tmp / f"f{suffix}.spec", [wrk.Request(floor_path, body, ctype)]
+                )
             try:
                 service.wait_ready()
                 floor.wait_ready()
@@ -113,17 +116,24 @@ async def run(repeat: int = 3, duration_s: float = 8.0) -> dict[str, Any]:
         "name": "submit_ingest",
         "command": f"python -m bench.submit_ingest --repeat {repeat} --duration {duration_s:g}",
         "settings": {
-            "server": "photobot serve --no-worker (uvicorn)", "workers": 1, "client": "wrk",
-            "stores": "PostgreSQL + Redis + local files", "median_of": repeat,
+            "server": "photobot serve --no-worker (uvicorn)",
+            "workers": 1,
+            "client": "wrk",
+            "stores": "PostgreSQL + Redis + local files",
+            "median_of": repeat,
             "floor": "Starlette + asyncpg: multipart, file write, one INSERT (bench/baseline.py)",
             "bodies": {"1.1 MB noise JPEG": len(body_1mb), "4032x3024 phone JPEG": len(body_phone)},
-        },  # fmt: skip
+        },
         "figures": [
             _fig("submission 1.1 MB, 16 conns: req/s", s["rps"], f["rps"], "req/s"),
             _fig("submission 1.1 MB, 16 conns: p50", s["p50_ms"], f["p50_ms"], "ms"),
             _fig("submission 1.1 MB, 16 conns: p99", s["p99_ms"], f["p99_ms"], "ms"),
-            _fig("submission 1.1 MB, 16 conns: server CPU/req", s["server_cpu_ms_per_req"],
-                 f["server_cpu_ms_per_req"], "ms"),  # fmt: skip
+            _fig(
+                "submission 1.1 MB, 16 conns: server CPU/req",
+                s["server_cpu_ms_per_req"],
+                f["server_cpu_ms_per_req"],
+                "ms",
+            ),
             _fig("submission 4032x3024, 1 conn: p50", sp["p50_ms"], fp["p50_ms"], "ms"),
             _fig("submission 4032x3024, 1 conn: p99", sp["p99_ms"], fp["p99_ms"], "ms"),
         ],

@@ -44,6 +44,13 @@ async def _exercise(storage: LocalStorage | S3Storage, tmp_path: Path) -> None:
     await storage.download_to("results/job1/out.jpg", copy)
     assert copy.read_bytes() == source.read_bytes()
 
+    # `move`: the store takes a temp file the caller is done with (local storage renames it: no copy)
+    taken = tmp_path / "taken.jpg"
+    taken.write_bytes(copy.read_bytes())
+    moved = await storage.put_file("inputs/job1.jpg", taken, move=True)
+    assert moved.size == 5003 and not taken.exists()
+    assert b"".join([c async for c in storage.iter_chunks("inputs/job1.jpg")]) == source.read_bytes()
+
     # overwriting is allowed (deterministic keys make retries safe)
     await storage.put_bytes("inputs/a.png", b"second")
     assert b"".join([c async for c in storage.iter_chunks("inputs/a.png")]) == b"second"

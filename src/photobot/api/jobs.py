@@ -50,7 +50,7 @@ async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads
         raw = await uploads.save_image_field(body.image, runtime.fetcher, tmp_dir, settings.max_image_bytes)
         return fields, raw
     if ctype == "multipart/form-data":
-        form, upload = await uploads.read_form(request, settings.max_image_bytes)
+        form, upload = await uploads.receive_form(request, tmp_dir, settings.max_image_bytes)
         try:
             if upload is None:
                 if "image" in form:  # an URL or data URI sent as a text field
@@ -61,13 +61,13 @@ async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads
                 raise validation_error(
                     "image: a file part named `image` is required", [{"field": "image", "message": "required"}]
                 )
-            fields = JobFields.model_validate(form)
-        except ValidationError as exc:
+            return JobFields.model_validate(form), upload
+        except BaseException as exc:
             if upload is not None:
-                await upload.close()
-            raise validation_problem(exc) from None
-        raw = await uploads.save_upload(upload, tmp_dir, settings.max_image_bytes)
-        return fields, raw
+                upload.path.unlink(missing_ok=True)
+            if isinstance(exc, ValidationError):
+                raise validation_problem(exc) from None
+            raise
     raise Problem(
         415,
         "unsupported_content_type",

@@ -137,14 +137,15 @@ async def create_job(
     retry_of: str | None = None,
     as_uploaded: bool = False,
 ) -> Job:
-    """Store the photo, then insert the job and reserve its credit in one transaction (NoCredits → 402 problem).
+    """Store the photo (the store takes the file: `photo` is gone afterwards), then insert the job and reserve its
+    credit in one transaction (NoCredits → 402 problem).
 
     `as_uploaded`: the photo is the guest's file as received (only its type and size checked); it is stored under
     `upload_key` and the submit step cleans it before anything else happens to it.
     """
     job_id = new_job_id()
     key = (upload_key if as_uploaded else input_key)(job_id, extension)
-    await storage.put_file(key, photo, content_type)
+    await storage.put_file(key, photo, content_type, move=True)
     now = utcnow()
     job = Job(
         id=job_id,

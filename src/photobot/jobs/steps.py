@@ -184,7 +184,7 @@ class Engine:
                 await self.fail(job, "invalid_image", message, from_states=[JobState.submitting])
                 return None
             key = input_key(job.id, processed.extension)
-            await storage.put_file(key, processed.path, processed.content_type)
+            await storage.put_file(key, processed.path, processed.content_type, move=True)
         finally:
             source.unlink(missing_ok=True)
             if processed is not None:

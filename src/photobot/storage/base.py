@@ -46,8 +46,14 @@ def content_type_for(key: str) -> str:
 class Storage(Protocol):
     """What the service needs from an object store."""
 
-    async def put_file(self, key: str, path: Path, content_type: str | None = None) -> StoredObject:
-        """Store the file at `path` under `key` (overwriting: keys are deterministic, so retries are safe)."""
+    async def put_file(
+        self, key: str, path: Path, content_type: str | None = None, *, move: bool = False
+    ) -> StoredObject:
+        """Store the file at `path` under `key` (overwriting: keys are deterministic, so retries are safe).
+
+        `move`: the file is a temp file the caller is done with; the store takes it (local storage renames it into
+        place without a copy when it is on the same filesystem) and `path` is gone afterwards.
+        """
         ...
 
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> StoredObject: ...

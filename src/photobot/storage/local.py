@@ -7,6 +7,7 @@ secret) covers the key and the expiry, so a link can neither be altered nor outl
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 import time
@@ -38,10 +39,27 @@ class LocalStorage:
             raise StorageError("invalid storage key")
         return path
 
-    async def put_file(self, key: str, path: Path, content_type: str | None = None) -> StoredObject:
+    async def put_file(
+        self, key: str, path: Path, content_type: str | None = None, *, move: bool = False
+    ) -> StoredObject:
         dest = self.path_for(key)
-        size = await asyncio.to_thread(self._copy_atomic, path, dest)
+        size = await asyncio.to_thread(self._move if move else self._copy_atomic, path, dest)
         return StoredObject(key, size, content_type or content_type_for(key))
+
+    @classmethod
+    def _move(cls, src: Path, dest: Path) -> int:
+        """Rename into place (atomic, no copy); across filesystems, copy and delete."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(src, 0o644)  # temp files are 0600; stored media are as readable as copied ones
+        try:
+            os.replace(src, dest)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            size = cls._copy_atomic(src, dest)
+            src.unlink(missing_ok=True)
+            return size
+        return dest.stat().st_size
 
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> StoredObject:
         dest = self.path_for(key)

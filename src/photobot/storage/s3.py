@@ -68,14 +68,19 @@ class S3Storage:
                     )
         return self._client
 
-    async def put_file(self, key: str, path: Path, content_type: str | None = None) -> StoredObject:
+    async def put_file(
+        self, key: str, path: Path, content_type: str | None = None, *, move: bool = False
+    ) -> StoredObject:
         client = await self._get_client()
         ctype = content_type or content_type_for(key)
+        size = path.stat().st_size
         try:
             await client.upload_file(str(path), self.bucket, self._key(key), ExtraArgs={"ContentType": ctype})
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"upload failed: {type(exc).__name__}") from None
-        return StoredObject(key, path.stat().st_size, ctype)
+        if move:
+            path.unlink(missing_ok=True)
+        return StoredObject(key, size, ctype)
 
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> StoredObject:
         client = await self._get_client()
