@@ -15,23 +15,29 @@ import sys
 
 from photobot.cli.main import cli
 
-signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
 
-for line in sys.stdin:
-    command, _, argument = line.strip().partition(" ")
-    if command != "spawn":
-        continue
-    pid = os.fork()
-    if pid == 0:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        fd = os.open(argument, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        code = 0
-        try:
-            cli.main(["worker", "--grace", "2"], prog_name="photobot")
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            os._exit(code)
-    print(pid, flush=True)
+def main() -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+
+    for line in sys.stdin:
+        command, _, argument = line.strip().partition(" ")
+        if command != "spawn":
+            continue
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            fd = os.open(argument, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            code = 0
+            try:
+                cli.main(["worker", "--grace", "2"], prog_name="photobot")
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            finally:
+                os._exit(code)
+        print(pid, flush=True)
+
+
+if __name__ == "__main__":  # the image pool's spawned processes import this module again: it must do nothing then
+    main()
