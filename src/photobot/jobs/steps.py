@@ -39,6 +39,14 @@ from photobot.storage.keys import input_key, is_upload, result_key
 
 log = logging.getLogger(__name__)
 
+
+async def _discard(download: asyncio.Task[Path]) -> None:
+    """Cancel a download nobody will use and delete what it wrote (whatever it ended with)."""
+    download.cancel()
+    await asyncio.wait({download})  # never raises for the task's own outcome; our own cancellation still propagates
+    if not download.cancelled() and download.exception() is None:
+        download.result().unlink(missing_ok=True)
+
 MAX_FINISH_ATTEMPTS = 5
 CRASH_BACKOFF_CAP_S = 300.0
 RECONCILE_MAX_INTERVAL_S = 60.0
@@ -293,12 +301,20 @@ class Engine:
 
     # --- finish ------------------------------------------------------------------------------------
     async def finish(self, job: Job, confirmed: TaskStatus | None = None) -> None:
-        """Confirm, download, check and store the result; then complete, settle and plan notifications."""
+        """Confirm, download, check and store the result; then complete, settle and plan notifications.
+
+        When the callback brought a result URL and the provider must confirm it (kie's recordInfo), the download
+        starts at once, alongside the confirmation: it is kept only if the provider confirms that same URL, and
+        thrown away otherwise, so a forged callback still never gets its image stored.
+        """
         slot = self.providers.get(job.provider)
         urls = list(job.result_urls)
         must_confirm = self.settings.kie_confirm_results and slot.name == "kie"
+        early: asyncio.Task[Path] | None = None
         try:
             if confirmed is None and (must_confirm or not urls or job.provider_meta.get("needs_fetch")):
+                if urls and not job.provider_meta.get("needs_fetch"):
+                    early = asyncio.create_task(self._download(slot, urls[0]))
                 confirmed = await slot.submitter.fetch_status(
                     job.provider_task_id or "", job.provider_meta, job.provider_key_id
                 )
@@ -316,7 +332,11 @@ class Engine:
                 await self.fail(job, "result_missing", "The provider reported success without a result.",
                                 from_states=[JobState.finishing])  # fmt: skip
                 return
-            stored = await self._store_result(job, slot, urls[0])
+            if early is not None and urls[0] == job.result_urls[0]:
+                path, early = await early, None
+            else:
+                path = await self._download(slot, urls[0])
+            stored = await self._keep(job, path)
         except (UrlNotAllowed, AddressNotAllowed) as exc:
             if confirmed is not None:
                 # The URL came from the provider's own answer to our key: asking again gives the same URL,
@@ -334,9 +354,13 @@ class Engine:
         except ProviderError as exc:
             await self._finish_failed_attempt(job, exc.code, exc.message)
             return
+        finally:
+            if early is not None:  # not confirmed, or the step failed: the early download is not ours to keep
+                await _discard(early)
         await self.complete(job, *stored)
 
-    async def _store_result(self, job: Job, slot: ProviderSlot, url: str) -> tuple[str, str]:
+    async def _download(self, slot: ProviderSlot, url: str) -> Path:
+        """The result, streamed to a temp file through the SSRF-safe fetcher (the caller owns the file)."""
         tmp_dir = self.settings.var_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="result-", delete=False) as handle:
@@ -345,9 +369,17 @@ class Engine:
             await self.providers.result_fetcher.stream_to_file(
                 url, path, max_bytes=self.settings.max_result_bytes, allowed_hosts=slot.result_hosts
             )
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+
+    async def _keep(self, job: Job, path: Path) -> tuple[str, str]:
+        """Check the downloaded result really is an image, and hand it to storage (which takes the file)."""
+        try:
             content_type, _, _ = await self.runtime.images.verify(path)
             key = result_key(job.id, content_type)
-            await self.runtime.storage.put_file(key, path, content_type)
+            await self.runtime.storage.put_file(key, path, content_type, move=True)
             return key, content_type
         finally:
             path.unlink(missing_ok=True)
