@@ -49,6 +49,7 @@ class Worker:
         cls, runtime: Runtime, providers: Providers, payments: Payments, grace_s: float
     ) -> AsyncIterator[Worker]:
         stop = asyncio.Event()
+        runtime.images.warm_up()  # the submit step cleans uploads in these processes
         dispatcher = Dispatcher(runtime, providers)
         notifier = Notifier(runtime.db, runtime.settings, runtime.storage, on_result=metrics.notification_result)
         tasks = [

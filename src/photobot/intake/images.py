@@ -180,6 +180,10 @@ _ERRORS_BY_CODE: dict[str, type[ImageError]] = {
 _POOL: ProcessPoolExecutor | None = None
 
 
+def _warm() -> None:
+    """Nothing: submitting it makes the pool start a process."""
+
+
 def _die_with_parent() -> None:
     """Pool initializer: on Linux, the kernel kills this process when its parent dies (a SIGKILLed worker must not
     leave its image processes behind)."""
@@ -253,6 +257,14 @@ class ImageProcessor:
             return done
         code, detail = done
         raise _ERRORS_BY_CODE.get(code, InvalidImage)(detail)
+
+    def warm_up(self) -> None:
+        """Start the pool's processes now (a worker calls this at start): spawning and importing Pillow takes a
+        second or more, which the first guests' photos should not wait for."""
+        if self.in_processes:
+            pool = _shared_pool(self.concurrency)
+            for _ in range(self.concurrency):
+                pool.submit(_warm)
 
     async def verify(self, source: Source) -> tuple[str, int, int]:
         async with self._verify_slots:
