@@ -43,6 +43,7 @@ from typing import IO, TYPE_CHECKING, Any
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from photobot.intake.errors import ImageError, InvalidImage, TooManyPixels, UnsupportedMediaType
+from photobot.intake.pngcheck import check_png
 from photobot.intake.sniff import JPEG, PNG, SNIFF_BYTES, Format, sniff
 
 if TYPE_CHECKING:
@@ -122,11 +123,23 @@ def inspect(source: Source, max_pixels: int) -> tuple[Format, int, int]:
 def verify_image(source: Source, max_pixels: int) -> tuple[str, int, int]:
     """(content type, width, height) of an image that really decodes; nothing is re-encoded.
 
-    Used on provider results: sniffed type, pixel budget checked from the header, then every pixel decoded
-    (`load`) so a truncated or corrupt file is caught before it is stored and shown to a guest.
+    Used on provider results: sniffed type, pixel budget checked from the header, then the whole image data
+    decoded so a truncated or corrupt file is caught before it is stored and shown to a guest — in bounded memory:
+    a PNG is checked chunk by chunk and inflated without keeping its pixels (`pngcheck`), a JPEG is decoded at
+    1/8 scale (libjpeg still reads every entropy-coded block), WebP is decoded whole.
     """
     with open_checked(source, max_pixels) as (img, fmt):
         try:
+            if fmt is PNG:
+                if isinstance(source, str | os.PathLike):
+                    with open(source, "rb") as handle:
+                        check_png(handle)
+                else:
+                    source.seek(0)
+                    check_png(source)
+                return fmt.content_type, img.width, img.height
+            if fmt is JPEG:
+                img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
             img.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise TooManyPixels(f"The image has more than {max_pixels} pixels.") from None
