@@ -129,6 +129,7 @@ def verify_image(source: Source, max_pixels: int) -> tuple[str, int, int]:
     1/8 scale (libjpeg still reads every entropy-coded block), WebP is decoded whole.
     """
     with open_checked(source, max_pixels) as (img, fmt):
+        width, height = img.size
         try:
             if fmt is PNG:
                 if isinstance(source, str | os.PathLike):
@@ -137,15 +138,15 @@ def verify_image(source: Source, max_pixels: int) -> tuple[str, int, int]:
                 else:
                     source.seek(0)
                     check_png(source)
-                return fmt.content_type, img.width, img.height
+                return fmt.content_type, width, height
             if fmt is JPEG:
-                img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
+                img.draft(img.mode, (max(1, width // 8), max(1, height // 8)))
             img.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise TooManyPixels(f"The image has more than {max_pixels} pixels.") from None
         except _DECODE_ERRORS:
             raise InvalidImage("The image is truncated or corrupt.") from None
-        return fmt.content_type, img.width, img.height
+        return fmt.content_type, width, height
 
 
 def process_image(
