@@ -36,6 +36,7 @@ from photobot.settings import Settings
 from photobot.web import health, media, middleware, openapi
 from photobot.web import metrics as web_metrics
 from photobot.web.ratelimit import RequestLimiter
+from photobot.web.tokens import TokenCache
 from photobot.webhooks import mercadopago as mercadopago_webhook
 from photobot.webhooks import receiver as webhooks
 from photobot.worker import Worker
@@ -110,6 +111,8 @@ def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:
             app.state.providers = providers
             app.state.payments = payments
             app.state.limiter = RequestLimiter(settings.redis_url, timeout_s=settings.redis_timeout_s)
+            app.state.tokens = TokenCache()
+            runtime.bus.token_revoked_listeners.append(app.state.tokens.forget)
             health.drain_on_signal(runtime, settings.drain_s)
             async with (
                 Worker.running(runtime, providers, payments=payments) if run_dispatcher else contextlib.nullcontext()

@@ -1,11 +1,12 @@
 """Wake-ups and job updates between processes: Redis pub/sub when configured, in-process otherwise.
 
-Three kinds of messages travel here:
+Four kinds of messages travel here:
 - `wake`: "a job became due" (a callback arrived, a job was accepted), so an idle dispatcher reacts in
   milliseconds instead of at its next poll;
 - `notify`: "a notification was queued" (a job completed or failed), so an idle notifier sends it at once;
 - `job:{public_id}` / `event:{event_id}`: a job changed state, for live status pages and gallery walls (SSE) on any
-  web process.
+  web process;
+- `tokens`: a client token was revoked, so every web process drops it from its token cache at once.
 
 Nothing here is a source of truth: a lost message costs latency (the dispatcher and notifier still poll, pages
 still re-read the database), never data. So publishing never blocks the caller: `wake_dispatchers`,
@@ -21,7 +22,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -33,6 +34,7 @@ WAKE_CHANNEL = "photobot:wake"
 NOTIFY_CHANNEL = "photobot:notify"
 JOB_CHANNEL_PREFIX = "photobot:job:"
 EVENT_CHANNEL_PREFIX = "photobot:event:"
+TOKENS_CHANNEL = "photobot:tokens"
 COALESCE_S = 0.02
 
 
@@ -46,6 +48,7 @@ class Bus:
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[str] = set()  # coalesced channels with a publish on its way
         self._again: set[str] = set()  # ... and asked for once more meanwhile
+        self.token_revoked_listeners: list[Callable[[int], None]] = []  # e.g. the token cache's `forget`
 
     # --- fire-and-forget signals ---------------------------------------------------------------------
     def wake_dispatchers(self) -> None:
@@ -63,6 +66,15 @@ class Bus:
         self._spawn(self.publish(JOB_CHANNEL_PREFIX + public_id, {"job_id": job_id, "status": status}))
         if status == "completed" and event_id is not None:
             self._spawn(self.publish(EVENT_CHANNEL_PREFIX + str(event_id), {"job_id": job_id}))
+
+    def token_revoked(self, token_id: int) -> None:
+        """A client token was revoked: this process forgets it now, the others when the message reaches them."""
+        self._revoked(token_id)
+        self._spawn(self.publish(TOKENS_CHANNEL, {"token_id": token_id}))
+
+    def _revoked(self, token_id: int) -> None:
+        for listener in self.token_revoked_listeners:
+            listener(token_id)
 
     # --- publish and subscribe ---------------------------------------------------------------------------
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
@@ -117,6 +129,10 @@ class Bus:
         if channel == NOTIFY_CHANNEL:
             self.notify_event.set()
             return
+        if channel == TOKENS_CHANNEL:
+            if isinstance(message.get("token_id"), int):
+                self._revoked(message["token_id"])
+            return
         for queue in list(self._local.get(channel, ())):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(message)
@@ -155,7 +171,7 @@ class Bus:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.psubscribe(
-                    WAKE_CHANNEL, NOTIFY_CHANNEL, JOB_CHANNEL_PREFIX + "*", EVENT_CHANNEL_PREFIX + "*"
+                    WAKE_CHANNEL, NOTIFY_CHANNEL, TOKENS_CHANNEL, JOB_CHANNEL_PREFIX + "*", EVENT_CHANNEL_PREFIX + "*"
                 )
                 delay = 0.5
                 async for item in pubsub.listen():

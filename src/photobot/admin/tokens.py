@@ -43,7 +43,7 @@ async def revoke_token(request: Request) -> Response:
 
     async def call() -> s.TokenOut:
         async with runtime.db.session() as session:
-            return s.TokenOut.of(await access.revoke_token(session, int_param(request, "token_id")))
+            return s.TokenOut.of(await access.revoke_token(session, int_param(request, "token_id"), bus=runtime.bus))
 
     return render(await run(call))
 

@@ -47,6 +47,7 @@ async def _discard(download: asyncio.Task[Path]) -> None:
     if not download.cancelled() and download.exception() is None:
         download.result().unlink(missing_ok=True)
 
+
 MAX_FINISH_ATTEMPTS = 5
 CRASH_BACKOFF_CAP_S = 300.0
 RECONCILE_MAX_INTERVAL_S = 60.0

@@ -6,6 +6,8 @@ import sqlalchemy as sa
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from photobot.bus import Bus
+from photobot.db import on_commit
 from photobot.db.models import ClientToken, Event, ProviderKey, TokenScope, utcnow
 from photobot.services import Invalid, NotFound
 from photobot.signing import generate_token, hash_token
@@ -81,13 +83,17 @@ async def create_token(
     return record, token
 
 
-async def revoke_token(session: AsyncSession, token_id: int) -> ClientToken:
+async def revoke_token(session: AsyncSession, token_id: int, *, bus: Bus | None = None) -> ClientToken:
+    """Revoke a token. With a bus, every web process's token cache forgets it once this commits; without one (the
+    CLI), caches let it go within their TTL (`web.tokens.TOKEN_CACHE_TTL_S`)."""
     record = await session.get(ClientToken, token_id)
     if record is None:
         raise NotFound(f"token {token_id} not found")
     if record.revoked_at is None:
         record.revoked_at = utcnow()
     await session.flush()
+    if bus is not None:
+        on_commit(session, lambda: bus.token_revoked(token_id))
     return record
 
 

@@ -6,8 +6,9 @@ from starlette.requests import Request
 
 from photobot.db.models import ClientToken, Job, Purchase, TokenScope
 from photobot.problems import Problem, forbidden, unauthorized
-from photobot.runtime import Runtime
 from photobot.services.access import authenticate
+from photobot.signing import hash_token
+from photobot.web import context
 
 
 def bearer_token(request: Request) -> str | None:
@@ -23,11 +24,14 @@ async def require_client(request: Request, *scopes: TokenScope) -> ClientToken:
     token = bearer_token(request)
     if token is None:
         raise unauthorized("Send `Authorization: Bearer <token>`.")
-    runtime: Runtime = request.app.state.runtime
-    async with runtime.db.session() as session:
-        record = await authenticate(session, token)
+    digest, cache = hash_token(token), context.tokens(request)
+    record = cache.get(digest)
     if record is None:
-        raise unauthorized("The token is unknown or revoked.")
+        async with context.runtime(request).db.session() as session:
+            record = await authenticate(session, token)
+        if record is None:
+            raise unauthorized("The token is unknown or revoked.")
+        cache.put(digest, record)
     if scopes and record.scope not in scopes:
         raise forbidden("This token's scope does not allow that.")
     request.state.client = record

@@ -1,4 +1,4 @@
-"""What a request handler may use, typed: the process's `Runtime`, the provider assembly and the rate limiter.
+"""What a request handler may use, typed: the `Runtime`, the provider assembly, the rate limiter, the token cache.
 
 `create_app`'s lifespan puts them on `app.state`; handlers read them through these accessors instead of reaching
 into the untyped `app.state` themselves.
@@ -15,6 +15,7 @@ from photobot.providers.assembly import Providers
 from photobot.runtime import Runtime
 from photobot.settings import Settings
 from photobot.web.ratelimit import RequestLimiter
+from photobot.web.tokens import TokenCache
 
 
 def runtime(conn: HTTPConnection) -> Runtime:
@@ -27,6 +28,10 @@ def providers(conn: HTTPConnection) -> Providers:
 
 def limiter(conn: HTTPConnection) -> RequestLimiter:
     return cast(RequestLimiter, conn.app.state.limiter)
+
+
+def tokens(conn: HTTPConnection) -> TokenCache:
+    return cast(TokenCache, conn.app.state.tokens)
 
 
 def settings(conn: HTTPConnection) -> Settings:
