@@ -97,12 +97,13 @@ async def run(
             await common.flush_redis()
             seeded = await common.seed(url)
             port, floor_port = common.free_port(), common.free_port()
+            pool = max(4, connections // workers)  # each process sees its share of the connections
             env = common.service_env(
                 url, port, tmp / "var", PHOTOBOT_PROVIDER="kie", PHOTOBOT_KIE_API_KEYS="bench-key",
-                PHOTOBOT_KIE_BASE_URL="http://127.0.0.1:9",
+                PHOTOBOT_KIE_BASE_URL="http://127.0.0.1:9", PHOTOBOT_DATABASE_POOL_SIZE=str(pool),
             )  # fmt: skip
             service = common.photobot_serve(env, port, tmp, workers=workers)
-            floor = common.baseline_server(floor_port, tmp, url, workers=workers, pool=connections)
+            floor = common.baseline_server(floor_port, tmp, url, workers=workers, pool=pool)
             runs: dict[str, list[dict[str, Any]]] = {"floor": [], "service": [], "bare": [], "dup": [], "dup_floor": []}
             try:
                 service.wait_ready()

@@ -217,6 +217,15 @@ class Server:
                 total += proc.memory_info().rss
         return total
 
+    def pss(self) -> int:
+        """Proportional set size of the process tree: shared pages (the libraries every spawned image process
+        maps too) count once in total, not once per process as in `rss`."""
+        total = 0
+        for proc in self.tree():
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_full_info().pss
+        return total
+
     def cpu_seconds(self) -> float:
         total = 0.0
         for proc in self.tree():
