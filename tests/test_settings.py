@@ -75,3 +75,26 @@ def test_env_file_is_read(tmp_path: Path) -> None:
     env.write_text("PHOTOBOT_PORT=9123\nPHOTOBOT_JOB_TIMEOUT_S=600\n")
     settings = load_settings(env_file=str(env))
     assert settings.port == 9123 and settings.job_timeout_s == 600
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"PHOTOBOT_PORT": "8765"}, "http://127.0.0.1:8765"),
+        ({"PHOTOBOT_HOST": "0.0.0.0", "PHOTOBOT_PORT": "9000"}, "http://127.0.0.1:9000"),
+        ({"PHOTOBOT_HOST": "::1", "PHOTOBOT_PORT": "9001"}, "http://[::1]:9001"),
+        ({"PHOTOBOT_HOST": "booth.local"}, "http://booth.local:8000"),
+        (
+            {"PHOTOBOT_PORT": "8765", "PHOTOBOT_PUBLIC_BASE_URL": "https://booth.example.com/"},
+            "https://booth.example.com",
+        ),
+        ({"PHOTOBOT_PORT": "8765", "PHOTOBOT_PUBLIC_BASE_URL": ""}, "http://127.0.0.1:8765"),
+    ],
+)
+def test_the_public_address_follows_the_listener_unless_set(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings(env_file=None).public_base_url == expected

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_KIE_RESULT_HOSTS = ("tempfile.aiquickdraw.com", "tempfile.redpandaai.co", "file.kie.ai")
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
-    public_base_url: str = "http://127.0.0.1:8000"
+    public_base_url: str = ""  # empty: follows host and port (see `_public_url_follows_the_listener`)
 
     # --- stores --------------------------------------------------------------------------------
     database_url: str = ""  # default: sqlite+aiosqlite under var_dir (see resolved)
@@ -147,11 +147,23 @@ class Settings(BaseSettings):
         "mercadopago_base_url",
     )
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        if not value and info.field_name == "public_base_url":
+            return value  # filled in from host and port below
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_listener(self) -> Settings:
+        """Unset, the public address is where this server listens, so `PHOTOBOT_PORT` alone moves every link, QR
+        code and provider callback URL with it (a wildcard host is reached on loopback)."""
+        if not self.public_base_url:
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+            host = f"[{host}]" if ":" in host else host
+            self.public_base_url = f"http://{host}:{self.port}"
+        return self
 
     @field_validator("storage_url")
     @classmethod
