@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     operator_alert_urls: CsvSecrets = Field(default_factory=list)  # Apprise URLs for payment and webhook alerts
 
     # --- outbound webhooks (Standard Webhooks; docs/webhooks.md) --------------------------------------
-    # seconds before each attempt of one message to one endpoint (the first is usually 0: at once), with jitter
+    # seconds before each attempt of one message to one endpoint (the first is 0: at once), with jitter
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
     )
@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod
     def _retry_schedule(cls, value: object) -> object:
-        """`0,5,300`: seconds, each a finite number from 0 to a week; at least one attempt, at most 50."""
+        """`0,5,300`: seconds, each from 0 to a week, the first 0; at least one attempt, at most 50."""
         items = _split_csv(value)
         if not isinstance(items, list) or not 1 <= len(items) <= 50:
             raise ValueError("must be 1 to 50 comma-separated numbers of seconds, e.g. 0,5,300")
@@ -160,6 +160,8 @@ class Settings(BaseSettings):
             raise ValueError("must be comma-separated numbers of seconds, e.g. 0,5,300") from None
         if any(not 0 <= d <= 7 * 86400 for d in delays):  # NaN fails this too
             raise ValueError("each delay must be between 0 and 604800 seconds")
+        if delays[0] != 0:
+            raise ValueError("the first delay must be 0: a message's first attempt is made as soon as it is written")
         return delays
 
     @field_validator(
