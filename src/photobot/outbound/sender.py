@@ -26,6 +26,7 @@ import logging
 import ssl
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,6 +64,14 @@ class AlertSender(Protocol):
         body_format: str = "text",
         attachments: Sequence[Path] = (),
     ) -> SendResult: ...
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Why a claimed delivery is ended without a request."""
+
+    reason: str
+    type: str
 
 
 def render_body(message: WebhookMessage, data: dict[str, Any]) -> str:
@@ -149,10 +158,10 @@ class WebhookSender:
             except Exception:
                 log.exception("preparing a webhook message failed", extra={"message_id": claim_.message_id})
                 return  # the lease runs out and the delivery is tried again
-            if isinstance(prepared, str):
-                if await skip(self.database, claim_, prepared):
-                    log.warning("webhook delivery skipped: %s", prepared, extra=self._fields(claim_))
-                    metrics.webhook_attempt("unknown", "skipped")
+            if isinstance(prepared, Skipped):
+                if await skip(self.database, claim_, prepared.reason):
+                    log.warning("webhook delivery skipped: %s", prepared.reason, extra=self._fields(claim_))
+                    metrics.webhook_attempt(prepared.type, "skipped")
                 return
             endpoint, message, body = prepared
             attempt = await self._post(endpoint, message, body)
@@ -176,15 +185,15 @@ class WebhookSender:
             metrics.webhook_endpoint_disabled()
             log.error("webhook endpoint disabled: every attempt failed for too long; operator alerted", extra=fields)
 
-    async def _prepare(self, claim_: DeliveryClaim) -> tuple[WebhookEndpoint, WebhookMessage, str] | str:
+    async def _prepare(self, claim_: DeliveryClaim) -> tuple[WebhookEndpoint, WebhookMessage, str] | Skipped:
         """The endpoint, message and signed-to-be body; or why the delivery cannot be attempted."""
         async with self.database.session() as session:
             endpoint = await session.get(WebhookEndpoint, claim_.endpoint_id)
             message = await session.get(WebhookMessage, claim_.message_id)
             if endpoint is None or message is None:
-                return "the endpoint or the message no longer exists"
+                return Skipped("the endpoint or the message no longer exists", message.type if message else "unknown")
             if not endpoint.active:
-                return "the endpoint is disabled"
+                return Skipped("the endpoint is disabled", message.type)
             data = dict(message.data)
             if message.type == JOB_COMPLETED and "job_id" in data:
                 job = await session.get(Job, data["job_id"])
