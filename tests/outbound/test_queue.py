@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from photobot.db import Database
-from photobot.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
+from photobot.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage, utcnow
 from photobot.outbound import outbox
-from photobot.outbound.queue import Attempt, claim, next_delay, record
+from photobot.outbound.queue import Attempt, claim, next_delay, purge, record
 from photobot.signing import generate_webhook_secret
 
 SCHEDULE = [0.0, 10.0, 100.0]
@@ -116,6 +116,21 @@ async def test_the_failing_streak_disables_an_endpoint_once(database: Database) 
     later = (await claim(database, 10, 60))[0]
     again = await record(database, later, FAIL, schedule=SCHEDULE, disable_after_s=60)
     assert again is not None and not again.endpoint_disabled
+
+
+async def test_purge_deletes_finished_old_messages_only(database: Database) -> None:
+    await messages(database, 3)
+    claims = await claim(database, 10, 60)
+    await record(database, claims[0], OK, schedule=SCHEDULE, disable_after_s=3600)  # delivered
+    await record(database, claims[1], Attempt(500, "x", 1), schedule=[0.0], disable_after_s=3600)  # failed
+    # claims[2] is still being sent
+    assert await purge(database, utcnow() - timedelta(days=1)) == 0  # nothing is old enough
+    assert await purge(database, utcnow() + timedelta(seconds=1)) == 2
+    async with database.session() as session:
+        left = (await session.execute(sa.select(WebhookDelivery))).scalars().all()
+        assert [d.id for d in left] == [claims[2].id]
+        assert (await session.execute(sa.select(sa.func.count()).select_from(WebhookAttempt))).scalar_one() == 0
+        assert (await session.execute(sa.select(sa.func.count()).select_from(WebhookMessage))).scalar_one() == 1
 
 
 @pytest.mark.parametrize(

@@ -25,12 +25,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from photobot.db import Database, execute_dml
-from photobot.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, table_of, utcnow
+from photobot.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage, table_of, utcnow
 
 log = logging.getLogger(__name__)
 
 D = table_of(WebhookDelivery)
 E = table_of(WebhookEndpoint)
+M = table_of(WebhookMessage)
+A = table_of(WebhookAttempt)
 JITTER = 0.1  # each retry delay is stretched or shrunk by up to 10 %, so failed messages do not return as a herd
 
 
@@ -165,6 +167,28 @@ async def skip(database: Database, claim: DeliveryClaim, reason: str) -> bool:
     async with database.session() as session:
         values = {"state": "failed", "lease_until": None, "next_attempt_at": None, "last_error": reason[:500]}
         return bool(await execute_dml(session, sa.update(D).where(_ours(claim)).values(**values)))
+
+
+async def purge(database: Database, before: datetime, *, batch: int = 500) -> int:
+    """Delete messages written before `before` whose deliveries are all over (delivered or failed), with their
+    deliveries and attempts; returns how many messages went. Messages carry guests' ids and page links, so they
+    go with the photos (`PHOTOBOT_RESULT_TTL_DAYS`); one still being retried is kept until it is over."""
+    busy = sa.exists().where(D.c.message_id == M.c.id, D.c.state.in_(("pending", "sending")))
+    total = 0
+    while True:
+        async with database.session() as session:
+            ids = list(
+                (await session.execute(sa.select(M.c.id).where(M.c.created_at < before, ~busy).limit(batch))).scalars()
+            )
+            if not ids:
+                return total
+            deliveries = sa.select(D.c.id).where(D.c.message_id.in_(ids))
+            await session.execute(sa.delete(A).where(A.c.delivery_id.in_(deliveries)))
+            await session.execute(sa.delete(D).where(D.c.message_id.in_(ids)))
+            await session.execute(sa.delete(M).where(M.c.id.in_(ids)))
+        total += len(ids)
+        if len(ids) < batch:
+            return total
 
 
 def _duration(seconds: float) -> str:

@@ -12,6 +12,9 @@ Each attempt:
   `PHOTOBOT_WEBHOOK_RETRY_SCHEDULE` until it is used up; an endpoint failing for `PHOTOBOT_WEBHOOK_DISABLE_AFTER_S`
   is disabled, and `send_alerts` tells the operator through `PHOTOBOT_OPERATOR_ALERT_URLS`.
 
+Finished messages older than `PHOTOBOT_RESULT_TTL_DAYS` are deleted hourly (`queue.purge`): they name guests and
+link to photos that are gone by then.
+
 At-least-once: a worker killed mid-send leaves the delivery `sending` with a lease; once the lease expires any
 worker sends it again, with the same `webhook-id`. Nothing here raises into the worker: problems are logged,
 counted (`photobot_webhook_deliveries`) and stored on the delivery.
@@ -27,6 +30,7 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,7 +45,7 @@ from photobot.notify.delivery import AppriseSender, SendResult
 from photobot.notify.notifier import scrubber_for
 from photobot.outbound.endpoints import signing_secrets
 from photobot.outbound.outbox import JOB_COMPLETED, timestamp
-from photobot.outbound.queue import Attempt, DeliveryClaim, claim, record, skip
+from photobot.outbound.queue import Attempt, DeliveryClaim, claim, purge, record, skip
 from photobot.runtime import Runtime
 from photobot.settings import Settings
 from photobot.signing import webhook_signature
@@ -52,6 +56,7 @@ log = logging.getLogger(__name__)
 USER_AGENT = "photobot-webhooks/1"
 MAX_ANSWER_BYTES = 4096  # the start of a failure's answer is kept in `last_error`; nobody needs more
 ERROR_SNIPPET = 200
+PURGE_INTERVAL_S = 3600.0
 
 
 class AlertSender(Protocol):
@@ -135,9 +140,14 @@ class WebhookSender:
         return len(claims)
 
     async def run_forever(self, stop: asyncio.Event, wake: asyncio.Event, *, batch: int = 50) -> None:
-        """Until `stop`; wakes early on `wake` (`Bus.wake_webhook_senders`), else polls every poll interval."""
+        """Until `stop`; wakes early on `wake` (`Bus.wake_webhook_senders`), else polls every poll interval; every
+        `PURGE_INTERVAL_S` it also deletes messages older than `PHOTOBOT_RESULT_TTL_DAYS`."""
+        next_purge = 0.0
         while not stop.is_set():
             wake.clear()
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + PURGE_INTERVAL_S
+                await self.purge_old()
             if await self.run_due(batch):
                 continue
             waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
@@ -148,6 +158,17 @@ class WebhookSender:
                     waiter.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await waiter
+
+    async def purge_old(self) -> int:
+        """Delete finished messages older than the photos' retention; never raises."""
+        try:
+            purged = await purge(self.database, utcnow() - timedelta(days=self.settings.result_ttl_days))
+        except Exception:
+            log.exception("purging old webhook messages failed")
+            return 0
+        if purged:
+            log.info("old webhook messages purged", extra={"count": purged})
+        return purged
 
     # --- one delivery --------------------------------------------------------------------------------
 
