@@ -34,7 +34,8 @@ async def test_worker_killed_between_commit_and_send_still_delivers(
     """`at_commit`: killed the moment the job is completed (before the send, or during it: the race decides);
     `mid_send`: killed once the receiver holds the request (the message left, no answer was recorded)."""
     receiver.script = ["hang"]  # the first request is never answered
-    settings = {"webhook_retry_schedule": "0,0.2,0.2", "webhook_timeout_s": 3, "lease_s": 5, "poll_interval_s": 0.1}
+    settings = {"webhook_retry_schedule": "0,0.2,0.2,0.2,0.2", "webhook_timeout_s": 5, "lease_s": 5,
+                "poll_interval_s": 0.1}  # fmt: skip
     async with stack(database, run_dispatcher=False, **settings) as env:
         r = await env.client.post("/v1/admin/webhooks", json={"url": receiver.hook_url, "types": ["job.completed"]},
                                   headers=env.admin)  # fmt: skip
@@ -49,7 +50,7 @@ async def test_worker_killed_between_commit_and_send_still_delivers(
                 assert time.monotonic() < deadline, "the first worker never completed the job"
                 await asyncio.sleep(0.005)
             if moment == "mid_send":
-                await receiver.wait_for(1)
+                await receiver.wait_for(1, timeout=60)
             await first.kill9()
         async with env.db.session() as session:
             [delivery] = (await session.execute(sa.select(WebhookDelivery))).scalars().all()

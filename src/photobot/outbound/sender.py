@@ -57,6 +57,7 @@ USER_AGENT = "photobot-webhooks/1"
 MAX_ANSWER_BYTES = 4096  # the start of a failure's answer is kept in `last_error`; nobody needs more
 ERROR_SNIPPET = 200
 PURGE_INTERVAL_S = 3600.0
+ALERT_CHECK_S = 60.0
 
 
 class AlertSender(Protocol):
@@ -125,6 +126,7 @@ class WebhookSender:
         # A send takes at most the timeout: the lease outlives it, so only a dead worker's delivery is retaken.
         self.lease_s = settings.webhook_timeout_s + settings.lease_s
         self._semaphore = asyncio.Semaphore(concurrency)
+        self._alerts_due, self._next_alert_check = True, 0.0
 
     @classmethod
     def for_runtime(cls, runtime: Runtime) -> WebhookSender:
@@ -151,10 +153,13 @@ class WebhookSender:
                 log.exception("reading webhook messages failed")  # the leases run out; the deliveries come back
                 return len(claims)
             await asyncio.gather(*(self._deliver(c, rows) for c in claims), return_exceptions=True)
-        try:
-            await self.send_alerts()
-        except Exception:
-            log.exception("sending webhook alerts failed")
+        if self._alerts_due or time.monotonic() >= self._next_alert_check:
+            # after a disable here at once; otherwise once a minute (another worker's, or one that failed to send)
+            self._alerts_due, self._next_alert_check = False, time.monotonic() + ALERT_CHECK_S
+            try:
+                await self.send_alerts()
+            except Exception:
+                log.exception("sending webhook alerts failed")
         return len(claims)
 
     async def run_forever(self, stop: asyncio.Event, wake: asyncio.Event, *, batch: int = 50) -> None:
@@ -221,6 +226,7 @@ class WebhookSender:
         else:
             log.warning("webhook attempt failed (%s)", recorded.outcome, extra=fields)
         if recorded.endpoint_disabled:
+            self._alerts_due = True
             metrics.webhook_endpoint_disabled()
             log.error("webhook endpoint disabled: every attempt failed for too long; operator alerted", extra=fields)
 
