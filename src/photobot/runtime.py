@@ -76,7 +76,7 @@ class Runtime:
             if settings.allow_private_networks:
                 log.warning(
                     "PHOTOBOT_ALLOW_PRIVATE_NETWORKS is on: http and private addresses are allowed "
-                    "for URL inputs and results. Use it for development and tests only."
+                    "for URL inputs, results and webhook endpoints. Use it for development and tests only."
                 )
             yield cls(
                 settings=settings,

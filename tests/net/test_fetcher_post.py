@@ -89,7 +89,7 @@ async def test_post_is_bounded_in_time(fetcher: SafeFetcher, server: LocalServer
     started = time.monotonic()
     with pytest.raises(FetchTimeout):
         await fetcher.post(server.url("/hook"), content=b"{}", headers={}, max_bytes=100, timeout=0.3)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # 0.3 s, plus whatever a loaded machine adds
 
 
 async def test_post_to_a_closed_port_fails(fetcher: SafeFetcher, server: LocalServer) -> None:

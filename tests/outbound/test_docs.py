@@ -45,7 +45,7 @@ class DocReceiver:
         self.proc, self.url = proc, url
         self.lines: list[str] = []
 
-    def read_lines(self, count: int, timeout: float = 10.0) -> list[str]:
+    def read_lines(self, count: int, timeout: float = 30.0) -> list[str]:
         """Until the receiver printed `count` lines in all (it prints one per message it handled)."""
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
@@ -70,12 +70,14 @@ async def doc_receiver(tmp_path: Path) -> AsyncIterator[tuple[DocReceiver, str]]
     url = f"http://127.0.0.1:{port}/photobot"
     try:
         async with httpx.AsyncClient() as client:
-            for _ in range(200):
+            deadline = time.monotonic() + 60  # a loaded machine starts Python slowly
+            while True:
                 try:
                     await client.get(url)  # any answer: it listens
                     break
                 except httpx.TransportError:
                     assert proc.poll() is None, "the documented receiver exited"
+                    assert time.monotonic() < deadline, "the documented receiver did not listen within 60 s"
                     await asyncio.sleep(0.05)
         yield DocReceiver(proc, url), secret
     finally:

@@ -105,7 +105,7 @@ async def test_rotation_overlap_old_and_new_secret_both_verify(
         old = first["secret"]
         receiver.secrets = [old]
         await env.wait_for(await env.submit(), "completed")
-        [before] = await receiver.wait_for(1)
+        [before] = await receiver.wait_for(1, timeout=40)
         assert before.verified_by == [True] and len(before.signatures) == 1
 
         r = await env.client.post(f"/v1/admin/webhooks/{first['id']}/rotate-secret", headers=env.admin)
@@ -118,7 +118,7 @@ async def test_rotation_overlap_old_and_new_secret_both_verify(
 
         receiver.secrets = [old, new]  # a receiver still on the old secret, and one already on the new
         await env.wait_for(await env.submit(), "completed")
-        during = (await receiver.wait_for(2))[1]
+        during = (await receiver.wait_for(2, timeout=40))[1]
         assert len(during.signatures) == 2 and during.verified_by == [True, True]
 
         # a rotation without overlap: only the newest secret signs, the two before it no longer verify
@@ -128,7 +128,7 @@ async def test_rotation_overlap_old_and_new_secret_both_verify(
         assert r.json()["old_secret_until"] is None
         receiver.secrets = [old, new, newest]
         await env.wait_for(await env.submit(), "completed")
-        after = (await receiver.wait_for(3))[2]
+        after = (await receiver.wait_for(3, timeout=40))[2]
         assert len(after.signatures) == 1 and after.verified_by == [False, False, True]
 
 
@@ -142,7 +142,7 @@ async def test_the_overlap_ends_on_time(database: Database, stack: StackFactory,
         receiver.secrets = [old, r.json()["secret"]]
         await asyncio.sleep(1.2)
         await env.wait_for(await env.submit(), "completed")
-        [message] = await receiver.wait_for(1)
+        [message] = await receiver.wait_for(1, timeout=40)
         assert message.verified_by == [False, True]
 
 

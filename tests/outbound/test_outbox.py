@@ -164,7 +164,7 @@ async def test_purchase_approved_is_published_once(
         await shop.wait_status(purchase["id"], "approved")
         await shop.sim_update(payment["id"], "approved")  # Mercado Pago notifies again: nothing new is granted
         await shop.settle_notifications(2)
-        [message] = await receiver.wait_for(1)
+        [message] = await receiver.wait_for(1, timeout=40)
         assert message.verified and message.json["type"] == "purchase.approved"
         data = message.json["data"]
         assert data == {

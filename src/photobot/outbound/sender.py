@@ -29,7 +29,7 @@ import logging
 import ssl
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,6 +57,7 @@ USER_AGENT = "photobot-webhooks/1"
 MAX_ANSWER_BYTES = 4096  # the start of a failure's answer is kept in `last_error`; nobody needs more
 ERROR_SNIPPET = 200
 PURGE_INTERVAL_S = 3600.0
+ALERT_CHECK_S = 60.0
 
 
 class AlertSender(Protocol):
@@ -77,6 +78,19 @@ class Skipped:
 
     reason: str
     type: str
+
+
+@dataclass
+class Rows:
+    """What a batch of claimed deliveries needs from the database, read once per batch."""
+
+    endpoints: dict[int, WebhookEndpoint]
+    messages: dict[str, WebhookMessage]
+    jobs: dict[str, Job] = field(default_factory=dict)
+
+
+def _id_in(model: Any, ids: set[Any]) -> Any:
+    return table_of(model).c.id.in_(sorted(ids))
 
 
 def render_body(message: WebhookMessage, data: dict[str, Any]) -> str:
@@ -112,6 +126,7 @@ class WebhookSender:
         # A send takes at most the timeout: the lease outlives it, so only a dead worker's delivery is retaken.
         self.lease_s = settings.webhook_timeout_s + settings.lease_s
         self._semaphore = asyncio.Semaphore(concurrency)
+        self._alerts_due, self._next_alert_check = True, 0.0
 
     @classmethod
     def for_runtime(cls, runtime: Runtime) -> WebhookSender:
@@ -132,11 +147,19 @@ class WebhookSender:
             log.exception("claiming webhook deliveries failed")
             return 0
         if claims:
-            await asyncio.gather(*(self._deliver(c) for c in claims), return_exceptions=True)
-        try:
-            await self.send_alerts()
-        except Exception:
-            log.exception("sending webhook alerts failed")
+            try:
+                rows = await self._load(claims)
+            except Exception:
+                log.exception("reading webhook messages failed")  # the leases run out; the deliveries come back
+                return len(claims)
+            await asyncio.gather(*(self._deliver(c, rows) for c in claims), return_exceptions=True)
+        if self._alerts_due or time.monotonic() >= self._next_alert_check:
+            # after a disable here at once; otherwise once a minute (another worker's, or one that failed to send)
+            self._alerts_due, self._next_alert_check = False, time.monotonic() + ALERT_CHECK_S
+            try:
+                await self.send_alerts()
+            except Exception:
+                log.exception("sending webhook alerts failed")
         return len(claims)
 
     async def run_forever(self, stop: asyncio.Event, wake: asyncio.Event, *, batch: int = 50) -> None:
@@ -172,10 +195,10 @@ class WebhookSender:
 
     # --- one delivery --------------------------------------------------------------------------------
 
-    async def _deliver(self, claim_: DeliveryClaim) -> None:
+    async def _deliver(self, claim_: DeliveryClaim, rows: Rows) -> None:
         async with self._semaphore:
             try:
-                prepared = await self._prepare(claim_)
+                prepared = await self._prepare(claim_, rows)
             except Exception:
                 log.exception("preparing a webhook message failed", extra={"message_id": claim_.message_id})
                 return  # the lease runs out and the delivery is tried again
@@ -203,22 +226,41 @@ class WebhookSender:
         else:
             log.warning("webhook attempt failed (%s)", recorded.outcome, extra=fields)
         if recorded.endpoint_disabled:
+            self._alerts_due = True
             metrics.webhook_endpoint_disabled()
             log.error("webhook endpoint disabled: every attempt failed for too long; operator alerted", extra=fields)
 
-    async def _prepare(self, claim_: DeliveryClaim) -> tuple[WebhookEndpoint, WebhookMessage, str] | Skipped:
-        """The endpoint, message and signed-to-be body; or why the delivery cannot be attempted."""
+    async def _load(self, claims: list[DeliveryClaim]) -> Rows:
+        """The endpoints, messages and (for `job.completed`) jobs of a batch of claims, in one read."""
         async with self.database.session() as session:
-            endpoint = await session.get(WebhookEndpoint, claim_.endpoint_id)
-            message = await session.get(WebhookMessage, claim_.message_id)
-            if endpoint is None or message is None:
-                return Skipped("the endpoint or the message no longer exists", message.type if message else "unknown")
-            if not endpoint.active:
-                return Skipped("the endpoint is disabled", message.type)
-            data = dict(message.data)
-            if message.type == JOB_COMPLETED and "job_id" in data:
-                job = await session.get(Job, data["job_id"])
-                data["result_url"] = await self._result_url(job)
+            endpoint_ids = {c.endpoint_id for c in claims}
+            message_ids = {c.message_id for c in claims}
+            endpoints = await session.execute(sa.select(WebhookEndpoint).where(_id_in(WebhookEndpoint, endpoint_ids)))
+            messages = await session.execute(sa.select(WebhookMessage).where(_id_in(WebhookMessage, message_ids)))
+            rows = Rows(
+                {e.id: e for e in endpoints.scalars() if e.id is not None}, {m.id: m for m in messages.scalars()}
+            )
+            job_ids = {
+                str(m.data["job_id"]) for m in rows.messages.values() if m.type == JOB_COMPLETED and "job_id" in m.data
+            }
+            if job_ids:
+                jobs = await session.execute(sa.select(Job).where(_id_in(Job, job_ids)))
+                rows.jobs.update({j.id: j for j in jobs.scalars()})
+        return rows
+
+    async def _prepare(
+        self, claim_: DeliveryClaim, rows: Rows
+    ) -> tuple[WebhookEndpoint, WebhookMessage, str] | Skipped:
+        """The endpoint, message and signed-to-be body; or why the delivery cannot be attempted."""
+        endpoint = rows.endpoints.get(claim_.endpoint_id)
+        message = rows.messages.get(claim_.message_id)
+        if endpoint is None or message is None:
+            return Skipped("the endpoint or the message no longer exists", message.type if message else "unknown")
+        if not endpoint.active:
+            return Skipped("the endpoint is disabled", message.type)
+        data = dict(message.data)
+        if message.type == JOB_COMPLETED and "job_id" in data:
+            data["result_url"] = await self._result_url(rows.jobs.get(str(data["job_id"])))
         return endpoint, message, render_body(message, data)
 
     async def _result_url(self, job: Job | None) -> str | None:
