@@ -51,6 +51,17 @@ class EventFields(BaseModel):
     alert_urls: list[str] | None = Field(None, description="Organiser alert Apprise URLs (credits running low).")
     notify_on_failure: bool | None = None
     templates: dict[str, str] | None = None
+    consent_required: bool | None = Field(None, description="Refuse submissions without `consent: true` (422).")
+    consent_text: str | None = Field(None, max_length=1000, description="What the kiosk's consent box says.")
+    moderation: Literal["auto", "approve"] | None = Field(
+        None, description="`approve`: photos reach the gallery and live wall only once approved."
+    )
+    max_photos_per_guest: int | None = Field(
+        None, ge=1, le=10_000, description="Photos per guest (same guest_id, e-mail or phone); null: no cap."
+    )
+    retention_days: int | None = Field(
+        None, ge=1, le=3650, description="Days photos are kept; null: PHOTOBOT_RESULT_TTL_DAYS."
+    )
 
     @field_validator("notify_urls", "alert_urls")
     @classmethod
@@ -89,6 +100,11 @@ class EventOut(BaseModel):
     alert_urls: list[str] = Field(description="Masked: scheme only.")
     notify_on_failure: bool
     templates: dict[str, str]
+    consent_required: bool
+    consent_text: str | None
+    moderation: Literal["auto", "approve"]
+    max_photos_per_guest: int | None
+    retention_days: int | None
     created_at: datetime
 
     @classmethod
