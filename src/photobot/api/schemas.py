@@ -42,7 +42,14 @@ class JobFields(BaseModel):
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
     @field_validator(
-        "email", "guest_id", "aspect_ratio", "resolution", "output_format", "event_id", "user_id", "consent",
+        "email",
+        "guest_id",
+        "aspect_ratio",
+        "resolution",
+        "output_format",
+        "event_id",
+        "user_id",
+        "consent",
         mode="before",
     )
     @classmethod

@@ -53,15 +53,30 @@ _UNSET: Any = object()
 @click.argument("event_id", type=int)
 @click.option("--name", default=None, help="The event's name.")
 @click.option("--title", default=None, help="Shown on guest pages and in messages.")
-@click.option("--consent-required/--no-consent-required", default=None,
-              help="Refuse submissions whose guest did not consent (422 consent_required).")
+@click.option(
+    "--consent-required/--no-consent-required",
+    default=None,
+    help="Refuse submissions whose guest did not consent (422 consent_required).",
+)
 @click.option("--consent-text", default=None, help="What the kiosk's consent box says ('' for the default text).")
-@click.option("--moderation", type=click.Choice(["auto", "approve"]), default=None,
-              help="approve: photos reach the gallery and live wall only once approved.")
-@click.option("--max-photos-per-guest", type=_CountOrNone(), default=_UNSET,
-              help="Photos per guest (same guest id, e-mail or phone); 'none': no cap.")
-@click.option("--retention-days", type=_CountOrNone(), default=_UNSET,
-              help="Days photos are kept; 'none': PHOTOBOT_RESULT_TTL_DAYS.")
+@click.option(
+    "--moderation",
+    type=click.Choice(["auto", "approve"]),
+    default=None,
+    help="approve: photos reach the gallery and live wall only once approved.",
+)
+@click.option(
+    "--max-photos-per-guest",
+    type=_CountOrNone(),
+    default=_UNSET,
+    help="Photos per guest (same guest id, e-mail or phone); 'none': no cap.",
+)
+@click.option(
+    "--retention-days",
+    type=_CountOrNone(),
+    default=_UNSET,
+    help="Days photos are kept; 'none': PHOTOBOT_RESULT_TTL_DAYS.",
+)
 @json_option
 @run_async
 async def update_event(
