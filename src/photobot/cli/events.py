@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
-from photobot.cli.common import emit, json_option, run_async, session_scope, settings_from_env
+from photobot.cli.common import emit, json_option, run_async, session_scope, settings_from_env, stores
 from photobot.db.models import Event, utcnow
 from photobot.links import gallery_url
-from photobot.services import Invalid, NotFound, operations, public_view
+from photobot.services import Invalid, NotFound, operations, privacy, public_view
 from photobot.services import accounts as svc
 
 
@@ -163,3 +163,23 @@ async def gallery_link_command(event_id: int, days: int | None, as_json: bool) -
         "expires_at": expires_at.isoformat(timespec="seconds") if expires_at else None,
     }
     emit(data, as_json, lambda d: d["url"])
+
+
+@events.command("purge")
+@click.argument("event_id", type=int)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@run_async
+async def purge_command(event_id: int, yes: bool, as_json: bool) -> None:
+    """Delete every photo of the event (inputs, results, thumbnails); jobs still running are failed and refunded.
+    Guest pages and photo links then answer 410. The jobs and their credit history stay."""
+    if not yes:
+        raise Invalid(f"this deletes every photo of event {event_id}: run again with --yes to confirm")
+    settings = settings_from_env()
+    async with stores(settings) as (db, storage, bus):
+        report = await privacy.purge_event(db, storage, bus, settings, event_id)
+    emit(
+        report.as_dict(),
+        as_json,
+        text=lambda d: f"purged event {d['event_id']}: {d['files_deleted']} files of {d['jobs']} jobs deleted",
+    )

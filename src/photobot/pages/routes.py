@@ -336,9 +336,7 @@ async def gallery_thumb(request: Request) -> Response:
     if event is None or not _JOB_ID.match(job_id):
         raise not_found()
     async with runtime.db.session() as session:
-        job = (
-            await session.execute(_gallery_query(runtime, event).where(col(Job.id) == job_id))
-        ).scalar_one_or_none()
+        job = (await session.execute(_gallery_query(runtime, event).where(col(Job.id) == job_id))).scalar_one_or_none()
     if job is None:
         raise not_found()
     try:
