@@ -81,6 +81,32 @@ class EventUpdate(EventFields):
     name: str | None = Field(None, min_length=1, max_length=200)
 
 
+class GuestIn(BaseModel):
+    """One guest of the event, by exactly one identifier."""
+
+    model_config = _STRICT
+    email: str | None = Field(None, max_length=320, description="The guest's e-mail address (any case).")
+    phone: str | None = Field(None, max_length=32, description="E.164, e.g. +628123456789.")
+    guest_id: str | None = Field(None, max_length=200, description="The booth's guest id.")
+
+
+class ForgetOut(BaseModel):
+    event_id: int
+    jobs: int = Field(description="The guest's jobs, now anonymised.")
+    jobs_failed: int = Field(description="Of them, jobs still in flight: failed, their credit released.")
+    files_deleted: int = Field(description="Photos, uploads and thumbnails deleted from storage.")
+    notifications_cancelled: int = Field(description="Messages not sent yet, now never sent.")
+    job_ids: list[str]
+
+
+class PurgeOut(BaseModel):
+    event_id: int
+    jobs: int = Field(description="Jobs of the event whose photos are gone.")
+    jobs_failed: int = Field(description="Of them, jobs still in flight: failed, their credit released.")
+    files_deleted: int
+    notifications_cancelled: int
+
+
 class CreditsIn(BaseModel):
     model_config = _STRICT
     add: int = Field(gt=0, le=1_000_000, description="Credits to grant (a `grant` ledger row).")
@@ -286,6 +312,10 @@ class AdminJobOut(BaseModel):
     callback_at: datetime | None
     completed_at: datetime | None
     purged_at: datetime | None
+    consent_at: datetime | None = None
+    approved_at: datetime | None = None
+    hidden_at: datetime | None = None
+    forgotten_at: datetime | None = None
 
     @classmethod
     def of(cls, job: Job) -> AdminJobOut:
