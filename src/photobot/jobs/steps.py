@@ -321,7 +321,7 @@ class Engine:
                 )
             if confirmed is not None:
                 if confirmed.state == "fail":
-                    await self.fail(job, outcomes.provider_fail_code(confirmed.fail_code),
+                    await self.fail(job, outcomes.provider_fail_code(confirmed.fail_code, confirmed.fail_message),
                                     confirmed.fail_message or "Generation failed.",
                                     from_states=[JobState.finishing])  # fmt: skip
                     return
