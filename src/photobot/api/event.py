@@ -51,7 +51,7 @@ async def get_event(request: Request) -> Response:
         id=event.id, title=event.title or event.name, language=event.language,
         consent_required=event.consent_required, consent_text=consent_text(event, days), retention_days=days,
     )  # fmt: skip
-    return JSONResponse(body.model_dump(), headers={"Cache-Control": "private, max-age=30"})
+    return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store"})  # per token: never cached
 
 
 routes = [Route("/v1/event", get_event, methods=["GET"])]
