@@ -138,3 +138,31 @@ async def test_event_settings_are_validated(api: Stack) -> None:
     assert kept["moderation"] == "auto" and kept["consent_required"] is False
     changed = await _patch_event(api, api.event_id, moderation="approve", retention_days=7)
     assert changed["moderation"] == "approve" and changed["retention_days"] == 7
+
+
+async def test_kiosks_read_the_events_consent_rule_and_wording(api: Stack) -> None:
+    answer = await api.client.get("/v1/event", headers=api.auth)
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    body = answer.json()
+    assert body["id"] == api.event_id and body["consent_required"] is False and body["retention_days"] == 30
+    assert "30 days" in body["consent_text"]  # the default wording, in the event's language
+    await _patch_event(api, api.event_id, consent_required=True, language="es", retention_days=7)
+    body = (await api.client.get("/v1/event", headers=api.auth)).json()
+    assert (
+        body["consent_required"] is True
+        and body["consent_text"].startswith("Acepto")
+        and "7 días" in body["consent_text"]
+    )
+    await _patch_event(api, api.event_id, consent_text="Yes, make me a painting.")
+    assert (await api.client.get("/v1/event", headers=api.auth)).json()["consent_text"] == "Yes, make me a painting."
+
+    app = api.auth_as(api.app_token)
+    assert_problem(await api.client.get("/v1/event", headers=app), 422, "owner_required")
+    named = await api.client.get("/v1/event", params={"event_id": api.event_id}, headers=app)
+    assert named.status_code == 200 and named.json()["id"] == api.event_id
+    assert_problem(await api.client.get("/v1/event", params={"event_id": "x"}, headers=app), 422, "validation_error")
+    assert_problem(await api.client.get("/v1/event", params={"event_id": 99999}, headers=app), 404, "not_found")
+    assert_problem(await api.client.get("/v1/event", params={"event_id": 2**40}, headers=app), 404, "not_found")
+    other = await new_event(api)
+    assert_problem(await api.client.get("/v1/event", params={"event_id": other}, headers=api.auth), 403, "forbidden")
+    assert_problem(await api.client.get("/v1/event"), 401, "unauthorized")
