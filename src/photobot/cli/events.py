@@ -30,13 +30,16 @@ async def create_event(name: str, credits_: int, as_json: bool) -> None:
         emit(public_view(event), as_json)
 
 
-class _CountOrNone(click.ParamType[int | None]):
+_UNSET: Any = object()  # the option was not given (None means "clear the setting")
+
+
+class _CountOrNone(click.ParamType[Any]):
     """A positive whole number, or `none` (clears the setting)."""
 
     name = "N|none"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
-        if value is None or isinstance(value, int):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or value is _UNSET or isinstance(value, int):
             return value
         if str(value).strip().lower() in ("none", "null", "off"):
             return None
@@ -44,9 +47,6 @@ class _CountOrNone(click.ParamType[int | None]):
             return int(value)
         except ValueError:
             self.fail(f"{value!r} is neither a whole number nor 'none'", param, ctx)
-
-
-_UNSET: Any = object()
 
 
 @events.command("update")
