@@ -147,6 +147,8 @@ async def test_forget_erases_the_guests_photos_and_contact_and_keeps_the_ledger(
         else:
             assert media.status_code == 410 and media.json()["code"] == "gone"
         assert (await env.view(ana))["result_url"] is None
+        resend = await env.client.post(f"/v1/admin/jobs/{ana}/resend", json={"channel": "email"}, headers=env.admin)
+        assert resend.status_code == 404 and "erased" in resend.json()["detail"]  # nobody to send to any more
 
         # forgetting again finds nobody; exporting finds nothing
         again = await _post(env, f"/v1/admin/events/{env.event_id}/forget", {"email": EMAIL})
