@@ -347,6 +347,12 @@ async def test_keys_and_tokens(cli: Run, db_url: str) -> None:
     unknown_key.failed("key 999 not found")
     unknown_event.failed("event 999 not found")
     assert await _rows(db_url, sa.select(ProviderKey.secret, ProviderKey.active)) == [(secret, False)]
+    enabled, unknown_enable = await _all(
+        cli("keys", "enable", str(key["id"]), "--json"), cli("keys", "enable", "999", "--json")
+    )
+    assert enabled.json()["active"] is True and not enabled.json()["disabled_reason"]
+    unknown_enable.failed("key 999 not found")
+    assert await _rows(db_url, sa.select(ProviderKey.secret, ProviderKey.active)) == [(secret, True)]
 
     created = [event_token.json(), app_token.json(), admin_token.json()]
     assert [(t["scope"], t["event_id"]) for t in created] == [("event", event_id), ("app", None), ("admin", None)]
