@@ -120,11 +120,10 @@ async def _check_guest_cap(session: AsyncSession, spec: JobSpec) -> None:
     anyway), then count, so concurrent submissions of one guest are counted one after the other."""
     if spec.event_id is None or not (spec.guest_id or spec.email or spec.phone):
         return
-    cap = (
-        await session.execute(
-            sa.select(col(Event.max_photos_per_guest)).where(col(Event.id) == spec.event_id).with_for_update()
-        )
-    ).scalar_one_or_none()
+    capped = sa.select(col(Event.max_photos_per_guest)).where(col(Event.id) == spec.event_id)
+    if (await session.execute(capped)).scalar_one_or_none() is None:
+        return  # no cap: no lock taken early
+    cap = (await session.execute(capped.with_for_update())).scalar_one_or_none()
     if cap is not None and await guest_photo_count(session, spec.event_id, spec) >= cap:
         raise guest_limit_reached(cap)
 
