@@ -57,19 +57,6 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str
     assert "\n" not in str(info.value)
 
 
-def test_webhook_retry_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert load_settings(env_file=None).webhook_retry_schedule == [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
-    monkeypatch.setenv("PHOTOBOT_WEBHOOK_RETRY_SCHEDULE", "0, 0.2,0.2")
-    assert load_settings(env_file=None).webhook_retry_schedule == [0.0, 0.2, 0.2]
-    for bad, message in (("5,10", "the first delay must be 0"), ("0,x", "numbers of seconds"), ("", "1 to 50"),
-                         ("0,-1", "between 0 and 604800"), ("0,nan", "between 0 and 604800"),
-                         (",".join(["0"] * 51), "1 to 50")):  # fmt: skip
-        monkeypatch.setenv("PHOTOBOT_WEBHOOK_RETRY_SCHEDULE", bad)
-        with pytest.raises(SettingsError) as info:
-            load_settings(env_file=None)
-        assert str(info.value).startswith("PHOTOBOT_WEBHOOK_RETRY_SCHEDULE: ") and message in str(info.value), bad
-
-
 def test_production_requires_a_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PHOTOBOT_ENV", "production")
     with pytest.raises(SettingsError, match="PHOTOBOT_SECRET_KEY is required"):

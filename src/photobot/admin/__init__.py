@@ -2,11 +2,11 @@
 
 from starlette.routing import BaseRoute
 
-from photobot.admin import events, guests, jobs, keys, packs, styles, tokens, users, webhooks
+from photobot.admin import events, guests, jobs, keys, packs, styles, tokens, users
 
 routes: list[BaseRoute] = [
     *events.routes, *guests.routes, *users.routes, *styles.routes, *keys.routes, *tokens.routes, *jobs.routes,
-    *packs.routes, *webhooks.routes,
+    *packs.routes,
 ]  # fmt: skip
 
 __all__ = ["routes"]

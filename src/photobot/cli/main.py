@@ -28,7 +28,6 @@ TOP = {
     "guests": "photobot.cli.guests:guests",
     "packs": "photobot.cli.packs:packs",
     "purchases": "photobot.cli.purchases:purchases",
-    "webhooks": "photobot.cli.webhooks:webhooks",
     "mercadopago-simulator": "photobot.cli.simulator:mercadopago_command",
 }
 

@@ -57,6 +57,8 @@ def check_png(handle: IO[bytes]) -> None:
             if length != 13:
                 raise InvalidImage("The image header is corrupt.")
             data = handle.read(13)
+            if len(data) < 13:
+                raise InvalidImage("The image is truncated.")
             crc = zlib.crc32(data, crc)
             width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data)
             if colour not in _CHANNELS:
