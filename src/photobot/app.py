@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from photobot import admin
+from photobot.api import event as event_api
 from photobot.api import jobs as jobs_api
 from photobot.api import purchases as purchases_api
 from photobot.pages import purchase as purchase_page
@@ -92,7 +93,7 @@ def build_routes() -> list[BaseRoute]:
     from photobot.pages.routes import routes as pages  # guest pages, gallery, kiosk, /v1/styles
 
     return [
-        *health.routes, *media.routes, *jobs_api.routes, *purchases_api.routes, *webhooks.routes,
+        *health.routes, *media.routes, *jobs_api.routes, *event_api.routes, *purchases_api.routes, *webhooks.routes,
         *mercadopago_webhook.routes, *purchase_page.routes, *pages,
     ]  # fmt: skip
 

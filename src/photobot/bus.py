@@ -5,8 +5,8 @@ Five kinds of messages travel here:
   milliseconds instead of at its next poll;
 - `notify`: "a notification was queued" (a job completed or failed), so an idle notifier sends it at once;
 - `webhooks`: "an outbound webhook message was written" (or replayed), so an idle webhook sender sends it at once;
-- `job:{public_id}` / `event:{event_id}`: a job changed state, for live status pages and gallery walls (SSE) on any
-  web process;
+- `job:{public_id}` / `event:{event_id}`: a job changed state (or, for walls, was approved, hidden or erased), for
+  live status pages and gallery walls (SSE) on any web process;
 - `tokens`: a client token was revoked, so every web process drops it from its token cache at once.
 
 Nothing here is a source of truth: a lost message costs latency (the dispatcher, notifier and webhook sender
@@ -74,6 +74,10 @@ class Bus:
         self._spawn(self.publish(JOB_CHANNEL_PREFIX + public_id, {"job_id": job_id, "status": status}))
         if status == "completed" and event_id is not None:
             self._spawn(self.publish(EVENT_CHANNEL_PREFIX + str(event_id), {"job_id": job_id}))
+
+    def gallery_changed(self, event_id: int, job_id: str) -> None:
+        """A photo was approved, hidden or erased: the event's gallery walls should look again."""
+        self._spawn(self.publish(EVENT_CHANNEL_PREFIX + str(event_id), {"job_id": job_id}))
 
     def token_revoked(self, token_id: int) -> None:
         """A client token was revoked: this process forgets it now, the others when the message reaches them."""

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from photobot.db import Database
 from photobot.db.migrate import head_revision
-from photobot.db.models import ClientToken, CreditLedger, Event, Job, ProviderKey, Style, utcnow
+from photobot.db.models import ClientToken, CreditLedger, Event, Job, Notification, ProviderKey, Style, utcnow
 from photobot.jobs import credits
 from photobot.signing import hash_token
 
@@ -449,3 +449,93 @@ async def test_jobs_list_and_show(cli: Run, db_url: str) -> None:
         extra[0].failed("unknown state 'bogus'")
         assert extra[1].json() == []
         assert job_id in extra[2].ok().out
+
+
+async def _guest_job(db_url: str, media: Path, event_id: int, email: str | None, state: str = "completed") -> str:
+    """A finished job (cost 0) with its photos on local storage and an unsent notification."""
+    db = Database(db_url)
+    try:
+        async with db.session() as session:
+            now = utcnow()
+            job = Job(event_id=event_id, style_id="pb_a", cost=0, provider="kie", model="m", prompt="p",
+                      input_key="", state=state, deadline_at=now + timedelta(minutes=5), email=email,
+                      phone="+628123456789" if email else None, guest_id="g-9" if email else None,
+                      completed_at=now, updated_at=now)  # fmt: skip
+            job.input_key = f"inputs/{job.id}.jpg"
+            job.result_key = f"results/{job.id}.png" if state == "completed" else None
+            for key in (job.input_key, job.result_key, f"thumbs/{job.id}.jpg"):
+                if key:
+                    (media / key).parent.mkdir(parents=True, exist_ok=True)
+                    (media / key).write_bytes(b"photo")
+            session.add(job)
+            if email:
+                session.add(Notification(job_id=job.id, channel="email", target=email, next_attempt_at=now))
+            return job.id
+    finally:
+        await db.close()
+
+
+async def test_guest_privacy_commands(cli: Run, db_url: str, tmp_path: Path) -> None:
+    media = tmp_path / "var" / "media"
+    event_id = (await cli("events", "create", "Private party", "--json")).json()["id"]
+    updated = (
+        await cli(
+            "events", "update", str(event_id), "--consent-required", "--consent-text", "I agree.",
+            "--moderation", "approve", "--max-photos-per-guest", "3", "--retention-days", "10", "--json",
+        )
+    ).json()  # fmt: skip
+    assert (updated["consent_required"], updated["consent_text"], updated["moderation"]) == (
+        True,
+        "I agree.",
+        "approve",
+    )
+    assert (updated["max_photos_per_guest"], updated["retention_days"]) == (3, 10)
+    cleared = (await cli("events", "update", str(event_id), "--max-photos-per-guest", "none", "--json")).json()
+    assert cleared["max_photos_per_guest"] is None and cleared["retention_days"] == 10
+
+    ana = await _guest_job(db_url, media, event_id, "ana@example.com")
+    ana_failed = await _guest_job(db_url, media, event_id, "ANA@example.com", state="failed")
+    bob = await _guest_job(db_url, media, event_id, "bob@example.com")
+    approved, hidden, exported, *refused = await _all(
+        cli("jobs", "approve", ana, "--json"),
+        cli("jobs", "hide", bob, "--json"),
+        cli("guests", "export", "--event", str(event_id), "--email", "ana@EXAMPLE.com"),
+        cli("jobs", "approve", ana_failed, "--json"),
+        cli("jobs", "hide", "0" * 32),
+        cli("guests", "forget", "--event", str(event_id), "--json"),
+        cli("guests", "forget", "--event", str(event_id), "--email", "a@b.c", "--guest-id", "g", "--json"),
+        cli("guests", "forget", "--event", "99999", "--email", "a@b.c", "--json"),
+        cli("events", "purge", str(event_id)),
+        cli("events", "update", str(event_id), "--retention-days", "0"),
+        cli("events", "update", str(event_id)),
+    )
+    assert approved.json()["approved_at"] and hidden.json()["hidden_at"]
+    data = exported.json()
+    assert sorted(j["job"]["id"] for j in data["jobs"]) == sorted([ana, ana_failed])
+    assert {n["target"] for j in data["jobs"] for n in j["notifications"]} == {"ana@example.com", "ANA@example.com"}
+    refused[0].failed("only completed photos can be approved")
+    refused[1].failed("not found")
+    refused[2].failed("exactly one of --email, --phone or --guest-id")
+    refused[3].failed("exactly one of --email, --phone or --guest-id")
+    refused[4].failed("event 99999 not found")
+    refused[5].failed("--yes")
+    refused[6].failed("retention_days must be 1 to 3650")
+    refused[7].failed("nothing to change")
+
+    forgotten = (
+        await cli("guests", "forget", "--event", str(event_id), "--phone", "+62 812 3456 789", "--json")
+    ).json()
+    assert sorted(forgotten["job_ids"]) == sorted([ana, ana_failed, bob])  # all three share the phone number
+    assert forgotten["files_deleted"] == 8 and forgotten["notifications_cancelled"] == 3
+    assert not [p for p in media.rglob("*") if p.is_file() and p.name.split(".")[0] in (ana, ana_failed, bob)]
+    rows = await _rows(db_url, sa.select(Job.email, Job.phone, Job.guest_id, Job.forgotten_at))
+    assert rows and all(r[:3] == (None, None, None) and r[3] is not None for r in rows)
+    targets = await _rows(db_url, sa.select(Notification.target, Notification.state))
+    assert targets == [("", "cancelled")] * 3
+    text = (await cli("guests", "forget", "--event", str(event_id), "--phone", "+628123456789")).ok().out
+    assert "0 jobs anonymised" in text
+
+    other = await _guest_job(db_url, media, event_id, None)
+    purged = (await cli("events", "purge", str(event_id), "--yes", "--json")).json()
+    assert (purged["jobs"], purged["files_deleted"]) == (4, 3)  # only the new job still had photos
+    assert not [p for p in media.rglob("*") if p.is_file() and other in p.name]

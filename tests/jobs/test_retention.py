@@ -99,3 +99,25 @@ async def test_retention_and_thumbnails_on_s3(
         assert await storage.exists("retention/inputs.cursor")
         assert (await env.client.get(f"/p/{expired.public_id}")).status_code == 410
         assert (await purge_once(env.runtime)).results_purged == 0
+
+
+async def test_an_events_own_retention_days_override_the_default(pages: Stack) -> None:
+    storage = pages.runtime.storage
+    short = await pages.new_event("Short", retention_days=3)
+    long = await pages.new_event("Long", retention_days=60)
+    four_days = utcnow() - timedelta(days=4)
+    forty_days = utcnow() - timedelta(days=40)
+    gone_early = await pages.add_job(JobState.completed, event_id=short, created_at=four_days, completed_at=four_days)
+    kept_longer = await pages.add_job(JobState.completed, event_id=long, created_at=forty_days, completed_at=forty_days)
+    default_fresh = await pages.add_job(JobState.completed, created_at=four_days, completed_at=four_days)
+    default_old = await pages.add_job(JobState.completed, created_at=forty_days, completed_at=forty_days)
+
+    report = await purge_once(pages.runtime)
+    assert report.results_purged == 2
+    assert (await pages.reload(gone_early)).purged_at is not None  # 3 days for this event
+    assert not await storage.exists(gone_early.result_key or "")
+    assert (await pages.reload(default_old)).purged_at is not None  # the default 30 days
+    assert (await pages.reload(kept_longer)).purged_at is None  # 60 days for this one
+    assert await storage.exists(kept_longer.result_key or "")
+    assert (await pages.client.get(f"/p/{kept_longer.public_id}")).status_code == 200
+    assert (await pages.reload(default_fresh)).purged_at is None

@@ -214,3 +214,90 @@ async def test_without_server_sent_events_the_page_polls_the_json(live: Stack, b
     assert polls and polls[-1] == 200
     assert not [url for url, _ in seen if url.endswith("/events")]
     await context.close()
+
+
+async def test_live_wall_drops_a_hidden_photo_and_adds_an_approved_one_without_a_reload(
+    live: Stack, browser: Any
+) -> None:
+    event_id = await live.new_event("Moderated wall", title="Gala Night", moderation="approve")
+    shown = await live.add_job(JobState.completed, event_id=event_id, color="#2a9d8f")
+    waiting = await live.add_job(JobState.completed, event_id=event_id, color="#e76f51")
+    for job in (shown,):
+        answer = await live.client.post(f"/v1/admin/jobs/{job.id}/approve", headers=live.admin)
+        assert answer.status_code == 200, answer.text
+    url = gallery_url(live.base_url, live.settings.secret_keys(), event_id) + "&wall=1"
+    context = await browser.new_context(**PHONE)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(url)
+    assert await page.locator("#grid li").count() == 1  # the unapproved photo is not on the wall
+    await page.evaluate("window.__sameDocument = true")
+    await page.wait_for_timeout(300)  # the stream is open
+
+    approved = await live.client.post(f"/v1/admin/jobs/{waiting.id}/approve", headers=live.admin)
+    assert approved.status_code == 200
+    await page.wait_for_selector(f"#grid li[data-id='{waiting.id}'] img", timeout=10_000)
+    assert await page.locator("#grid li").first.get_attribute("data-id") == waiting.id
+
+    hidden = await live.client.post(f"/v1/admin/jobs/{shown.id}/hide", headers=live.admin)
+    assert hidden.status_code == 200
+    await page.wait_for_selector(f"#grid li[data-id='{shown.id}']", state="detached", timeout=10_000)
+    assert await page.locator("#grid li").count() == 1
+    await live.client.post(f"/v1/admin/jobs/{waiting.id}/hide", headers=live.admin)
+    await page.wait_for_selector("#empty:not([hidden])", timeout=10_000)  # the wall says it is empty again
+    assert await page.evaluate("window.__sameDocument") is True  # no reload happened
+    assert errors == []
+    await context.close()
+
+
+async def test_kiosk_asks_for_consent_when_the_event_requires_it(live: Stack, browser: Any) -> None:
+    from photobot.db.models import Job
+    from tests.support.api import new_event, new_token
+
+    event_id = await new_event(live, credits=3)
+    wording = "I agree that Booth & Co turn my photo into art and keep it for 7 days."
+    await live.set_event(event_id, consent_required=True, consent_text=wording)
+    _, kiosk_token = await new_token(live, "event", event_id=event_id)
+    context = await browser.new_context(viewport={"width": 820, "height": 1180}, device_scale_factor=1)
+    await context.grant_permissions(["camera"], origin=live.base_url)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(f"{live.base_url}/kiosk")
+    await page.evaluate(f"localStorage.setItem('photobot.kioskToken', {json.dumps(kiosk_token)})")
+    await page.reload()
+    await page.wait_for_selector("#capture:not([hidden])")
+    await page.wait_for_selector("#consent-box:not([hidden])")
+    assert await page.inner_text("#consent-text") == wording
+    assert not await page.is_checked("#consent")
+    await page.wait_for_function("() => document.getElementById('video').videoWidth > 0", timeout=10_000)
+    await page.click("#snap")
+    await page.wait_for_selector("#preview:not([hidden])")
+
+    await page.click("#submit")  # not ticked: the kiosk says so and sends nothing
+    await page.wait_for_selector("#capture-error:has-text('agree')")
+    assert await page.locator("#result").is_hidden()
+    async with live.db.session() as session:
+        assert not (await session.execute(Job.__table__.select().where(Job.event_id == event_id))).all()
+    await page.screenshot(path=screenshot_path("kiosk-consent.png"), full_page=True)
+
+    await page.check("#consent")
+    await page.click("#submit")
+    await page.wait_for_selector("#result:not([hidden])", timeout=10_000)
+    async with live.db.session() as session:
+        rows = (await session.execute(Job.__table__.select().where(Job.event_id == event_id))).all()
+    assert len(rows) == 1 and rows[0].consent_at is not None
+    await page.click("#again")
+    await page.wait_for_selector("#capture:not([hidden])")
+    assert not await page.is_checked("#consent")  # the next guest ticks it again
+
+    # an event without the rule shows no box
+    await page.click("#forget")
+    await page.fill("#token", live.kiosk_token)
+    await page.click("#token-form button[type=submit]")
+    await page.wait_for_selector("#capture:not([hidden])")
+    await page.wait_for_timeout(200)
+    assert await page.locator("#consent-box").is_hidden()
+    assert errors == []
+    await context.close()

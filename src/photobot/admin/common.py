@@ -67,6 +67,8 @@ async def run(call: Callable[[], Awaitable[Any]]) -> Any:
         raise Problem(402, "no_credits", "No credits left", str(exc)) from None
     except operations.WrongState as exc:
         raise Problem(409, "wrong_state", "Conflict", str(exc)) from None
+    except operations.GuestLimitReached as exc:
+        raise Problem(409, "guest_limit_reached", "Photo limit reached", str(exc)) from None
     except Invalid as exc:
         raise Problem(422, "invalid", "Invalid request", str(exc)) from None
 

@@ -8,10 +8,13 @@ from starlette.routing import Route
 
 import photobot.admin.schemas as s
 from photobot.admin.common import AUTH_ERRORS, PREFIX, P, admin, body, int_param, query, render, run
-from photobot.services import accounts, operations
+from photobot.services import accounts, operations, privacy
 from photobot.web.openapi import operation
 
-NOT_NULL_EVENT_FIELDS = ("name", "language", "notify_urls", "alert_urls", "notify_on_failure", "templates")
+NOT_NULL_EVENT_FIELDS = (
+    "name", "language", "notify_urls", "alert_urls", "notify_on_failure", "templates", "consent_required",
+    "moderation",
+)  # fmt: skip
 
 
 @operation(summary="List events", tags=["admin: events"], auth="admin", responses={200: s.EventOut, **AUTH_ERRORS},
@@ -50,7 +53,8 @@ async def get_event(request: Request) -> Response:
     return render(await run(call))
 
 
-@operation(summary="Change an event's name, branding, notification and alert URLs", tags=["admin: events"],
+@operation(summary="Change an event's name, branding, notification and alert URLs, consent, moderation, per-guest "
+           "cap and retention", tags=["admin: events"],
            auth="admin", body=s.EventUpdate,
            responses={200: s.EventOut, 400: P, **AUTH_ERRORS, 404: P, 422: P})  # fmt: skip
 async def update_event(request: Request) -> Response:
@@ -106,6 +110,24 @@ async def all_stats(request: Request) -> Response:
         return render([s.EventStatsOut.of(r) for r in rows])
 
 
+@operation(
+    summary="Purge an event: delete every photo (inputs, results, thumbnails)", tags=["admin: events"],
+    auth="admin", description="Jobs still in flight are failed and refunded; unsent messages are cancelled. The jobs "
+    "(with their contact details) and ledger rows stay; guest pages and photo links answer 410.",
+    responses={200: s.PurgeOut, **AUTH_ERRORS, 404: P},
+)  # fmt: skip
+async def purge_event(request: Request) -> Response:
+    runtime = await admin(request)
+
+    async def call() -> s.PurgeOut:
+        report = await privacy.purge_event(
+            runtime.db, runtime.storage, runtime.bus, runtime.settings, int_param(request, "event_id")
+        )
+        return s.PurgeOut.model_validate(report.as_dict())
+
+    return render(await run(call))
+
+
 routes = [
     Route(f"{PREFIX}/events", list_events, methods=["GET"]),
     Route(f"{PREFIX}/events", create_event, methods=["POST"]),
@@ -113,5 +135,6 @@ routes = [
     Route(f"{PREFIX}/events/{{event_id:int}}", update_event, methods=["PATCH"]),
     Route(f"{PREFIX}/events/{{event_id:int}}/credits", event_credits, methods=["POST"]),
     Route(f"{PREFIX}/events/{{event_id:int}}/stats", event_stats, methods=["GET"]),
+    Route(f"{PREFIX}/events/{{event_id:int}}/purge", purge_event, methods=["POST"]),
     Route(f"{PREFIX}/stats", all_stats, methods=["GET"]),
 ]

@@ -1,4 +1,5 @@
-"""The operator API: jobs: list, show, retry, fail and refund, resend (`{PREFIX}/…`, admin-scope token)."""
+"""The operator API: jobs: list, show, retry, fail and refund, resend, approve and hide (`{PREFIX}/…`, admin-scope
+token)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.routing import Route
 import photobot.admin.schemas as s
 from photobot.admin.common import AUTH_ERRORS, PREFIX, P, admin, body, query, render, run
 from photobot.services import jobs as jobs_svc
-from photobot.services import operations
+from photobot.services import operations, privacy
 from photobot.web.openapi import operation
 
 
@@ -91,10 +92,38 @@ async def resend(request: Request) -> Response:
     return render(await run(call), 202)
 
 
+@operation(
+    summary="Approve a photo for its event's gallery and live wall (also shows a hidden one again)",
+    tags=["admin: jobs"], auth="admin", responses={200: s.AdminJobOut, **AUTH_ERRORS, 404: P, 409: P},
+)  # fmt: skip
+async def approve_job(request: Request) -> Response:
+    runtime = await admin(request)
+
+    async def call() -> s.AdminJobOut:
+        return s.AdminJobOut.of(await privacy.approve(runtime.db, runtime.bus, request.path_params["job_id"]))
+
+    return render(await run(call))
+
+
+@operation(
+    summary="Hide a photo from its event's gallery and live walls at once (the guest's page still shows it)",
+    tags=["admin: jobs"], auth="admin", responses={200: s.AdminJobOut, **AUTH_ERRORS, 404: P, 409: P},
+)  # fmt: skip
+async def hide_job(request: Request) -> Response:
+    runtime = await admin(request)
+
+    async def call() -> s.AdminJobOut:
+        return s.AdminJobOut.of(await privacy.hide(runtime.db, runtime.bus, request.path_params["job_id"]))
+
+    return render(await run(call))
+
+
 routes = [
     Route(f"{PREFIX}/jobs", list_jobs, methods=["GET"]),
     Route(f"{PREFIX}/jobs/{{job_id}}", get_job, methods=["GET"]),
     Route(f"{PREFIX}/jobs/{{job_id}}/retry", retry_job, methods=["POST"]),
     Route(f"{PREFIX}/jobs/{{job_id}}/fail", fail_job, methods=["POST"]),
     Route(f"{PREFIX}/jobs/{{job_id}}/resend", resend, methods=["POST"]),
+    Route(f"{PREFIX}/jobs/{{job_id}}/approve", approve_job, methods=["POST"]),
+    Route(f"{PREFIX}/jobs/{{job_id}}/hide", hide_job, methods=["POST"]),
 ]

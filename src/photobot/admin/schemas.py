@@ -51,6 +51,17 @@ class EventFields(BaseModel):
     alert_urls: list[str] | None = Field(None, description="Organiser alert Apprise URLs (credits running low).")
     notify_on_failure: bool | None = None
     templates: dict[str, str] | None = None
+    consent_required: bool | None = Field(None, description="Refuse submissions without `consent: true` (422).")
+    consent_text: str | None = Field(None, max_length=1000, description="What the kiosk's consent box says.")
+    moderation: Literal["auto", "approve"] | None = Field(
+        None, description="`approve`: photos reach the gallery and live wall only once approved."
+    )
+    max_photos_per_guest: int | None = Field(
+        None, ge=1, le=10_000, description="Photos per guest (same guest_id, e-mail or phone); null: no cap."
+    )
+    retention_days: int | None = Field(
+        None, ge=1, le=3650, description="Days photos are kept; null: PHOTOBOT_RESULT_TTL_DAYS."
+    )
 
     @field_validator("notify_urls", "alert_urls")
     @classmethod
@@ -68,6 +79,32 @@ class EventCreate(EventFields):
 
 class EventUpdate(EventFields):
     name: str | None = Field(None, min_length=1, max_length=200)
+
+
+class GuestIn(BaseModel):
+    """One guest of the event, by exactly one identifier."""
+
+    model_config = _STRICT
+    email: str | None = Field(None, max_length=320, description="The guest's e-mail address (any case).")
+    phone: str | None = Field(None, max_length=32, description="E.164, e.g. +628123456789.")
+    guest_id: str | None = Field(None, max_length=200, description="The booth's guest id.")
+
+
+class ForgetOut(BaseModel):
+    event_id: int
+    jobs: int = Field(description="The guest's jobs, now anonymised.")
+    jobs_failed: int = Field(description="Of them, jobs still in flight: failed, their credit released.")
+    files_deleted: int = Field(description="Photos, uploads and thumbnails deleted from storage.")
+    notifications_cancelled: int = Field(description="Messages not sent yet, now never sent.")
+    job_ids: list[str]
+
+
+class PurgeOut(BaseModel):
+    event_id: int
+    jobs: int = Field(description="Jobs of the event whose photos are gone.")
+    jobs_failed: int = Field(description="Of them, jobs still in flight: failed, their credit released.")
+    files_deleted: int
+    notifications_cancelled: int
 
 
 class CreditsIn(BaseModel):
@@ -89,6 +126,11 @@ class EventOut(BaseModel):
     alert_urls: list[str] = Field(description="Masked: scheme only.")
     notify_on_failure: bool
     templates: dict[str, str]
+    consent_required: bool
+    consent_text: str | None
+    moderation: Literal["auto", "approve"]
+    max_photos_per_guest: int | None
+    retention_days: int | None
     created_at: datetime
 
     @classmethod
@@ -270,6 +312,10 @@ class AdminJobOut(BaseModel):
     callback_at: datetime | None
     completed_at: datetime | None
     purged_at: datetime | None
+    consent_at: datetime | None = None
+    approved_at: datetime | None = None
+    hidden_at: datetime | None = None
+    forgotten_at: datetime | None = None
 
     @classmethod
     def of(cls, job: Job) -> AdminJobOut:

@@ -117,7 +117,7 @@ async def submit_job(request: Request) -> Response:
         req_hash = request_hash(fields.model_copy(update={"event_id": owner[0], "user_id": owner[1]}), raw.sha256)
         if key is not None and (replay := await _replay_or_conflict(runtime, client, key, req_hash)):
             return replay
-        guest = Guest(fields.guest_id, str(fields.email) if fields.email else None, fields.phone)
+        guest = Guest(fields.guest_id, str(fields.email) if fields.email else None, fields.phone, fields.consent)
         async with runtime.db.session() as session:
             spec = await plan_job(
                 session, runtime.settings, style_id=fields.style, aspect_ratio=fields.aspect_ratio,

@@ -22,6 +22,9 @@ class JobFields(BaseModel):
     guest_id: str | None = Field(None, max_length=200)
     email: EmailStr | None = Field(None, description="Where to e-mail the photo.")
     phone: str | None = Field(None, max_length=20, description="E.164, for WhatsApp, e.g. +628123456789.")
+    consent: bool | None = Field(
+        None, description="The guest agreed to the event's terms; required (true) where the event asks for consent."
+    )
     event_id: int | None = Field(None, ge=1, le=2**31 - 1, description="App/admin tokens: charge this event (B2B).")
     user_id: int | None = Field(None, ge=1, le=2**31 - 1, description="App/admin tokens: charge this user (B2C).")
 
@@ -39,7 +42,15 @@ class JobFields(BaseModel):
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
     @field_validator(
-        "email", "guest_id", "aspect_ratio", "resolution", "output_format", "event_id", "user_id", mode="before"
+        "email",
+        "guest_id",
+        "aspect_ratio",
+        "resolution",
+        "output_format",
+        "event_id",
+        "user_id",
+        "consent",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import click
 
-from photobot.cli.common import emit, json_option, run_async, session_scope, settings_from_env
+from photobot.cli.common import emit, json_option, run_async, session_scope, settings_from_env, stores
 from photobot.db.models import Event, utcnow
 from photobot.links import gallery_url
-from photobot.services import NotFound, operations, public_view
+from photobot.services import Invalid, NotFound, operations, privacy, public_view
 from photobot.services import accounts as svc
 
 
@@ -27,6 +28,75 @@ async def create_event(name: str, credits_: int, as_json: bool) -> None:
     async with session_scope(settings_from_env()) as session:
         event = await svc.create_event(session, name, credits_)
         emit(public_view(event), as_json)
+
+
+_UNSET: Any = object()  # the option was not given (None means "clear the setting")
+
+
+class _CountOrNone(click.ParamType[Any]):
+    """A positive whole number, or `none` (clears the setting)."""
+
+    name = "N|none"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or value is _UNSET or isinstance(value, int):
+            return value
+        if str(value).strip().lower() in ("none", "null", "off"):
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a whole number nor 'none'", param, ctx)
+
+
+@events.command("update")
+@click.argument("event_id", type=int)
+@click.option("--name", default=None, help="The event's name.")
+@click.option("--title", default=None, help="Shown on guest pages and in messages.")
+@click.option(
+    "--consent-required/--no-consent-required",
+    default=None,
+    help="Refuse submissions whose guest did not consent (422 consent_required).",
+)
+@click.option("--consent-text", default=None, help="What the kiosk's consent box says ('' for the default text).")
+@click.option(
+    "--moderation",
+    type=click.Choice(["auto", "approve"]),
+    default=None,
+    help="approve: photos reach the gallery and live wall only once approved.",
+)
+@click.option(
+    "--max-photos-per-guest",
+    type=_CountOrNone(),
+    default=_UNSET,
+    help="Photos per guest (same guest id, e-mail or phone); 'none': no cap.",
+)
+@click.option(
+    "--retention-days",
+    type=_CountOrNone(),
+    default=_UNSET,
+    help="Days photos are kept; 'none': PHOTOBOT_RESULT_TTL_DAYS.",
+)
+@json_option
+@run_async
+async def update_event(
+    event_id: int, name: str | None, title: str | None, consent_required: bool | None, consent_text: str | None,
+    moderation: str | None, max_photos_per_guest: Any, retention_days: Any, as_json: bool,
+) -> None:  # fmt: skip
+    """Change an event's settings (only the options given)."""
+    fields: dict[str, Any] = {
+        k: v for k, v in {"name": name, "title": title, "consent_required": consent_required,
+                          "moderation": moderation}.items() if v is not None
+    }  # fmt: skip
+    if consent_text is not None:
+        fields["consent_text"] = consent_text.strip() or None
+    for key, value in (("max_photos_per_guest", max_photos_per_guest), ("retention_days", retention_days)):
+        if value is not _UNSET:
+            fields[key] = value
+    if not fields:
+        raise Invalid("nothing to change: give at least one option (see --help)")
+    async with session_scope(settings_from_env()) as session:
+        emit(public_view(await svc.update_event(session, event_id, **fields)), as_json)
 
 
 @events.command("list")
@@ -93,3 +163,23 @@ async def gallery_link_command(event_id: int, days: int | None, as_json: bool) -
         "expires_at": expires_at.isoformat(timespec="seconds") if expires_at else None,
     }
     emit(data, as_json, lambda d: d["url"])
+
+
+@events.command("purge")
+@click.argument("event_id", type=int)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@run_async
+async def purge_command(event_id: int, yes: bool, as_json: bool) -> None:
+    """Delete every photo of the event (inputs, results, thumbnails); jobs still running are failed and refunded.
+    Guest pages and photo links then answer 410. The jobs and their credit history stay."""
+    if not yes:
+        raise Invalid(f"this deletes every photo of event {event_id}: run again with --yes to confirm")
+    settings = settings_from_env()
+    async with stores(settings) as (db, storage, bus):
+        report = await privacy.purge_event(db, storage, bus, settings, event_id)
+    emit(
+        report.as_dict(),
+        as_json,
+        text=lambda d: f"purged event {d['event_id']}: {d['files_deleted']} files of {d['jobs']} jobs deleted",
+    )

@@ -1,4 +1,5 @@
-"""`photobot jobs …`: look at jobs, retry failed ones, fail and refund stuck ones, resend notifications.
+"""`photobot jobs …`: look at jobs, retry failed ones, fail and refund stuck ones, resend notifications, approve or
+hide photos on the event's gallery and live wall.
 
 retry, refund and resend call the same service functions as the admin API (`photobot.services.operations`)."""
 
@@ -8,7 +9,7 @@ import click
 
 from photobot.cli.common import emit, json_option, run_async, session_scope, settings_from_env, stores
 from photobot.services import jobs as svc
-from photobot.services import operations, public_view
+from photobot.services import operations, privacy, public_view
 
 
 @click.group("jobs", help="Jobs: one guest photo through its state machine.")
@@ -86,3 +87,28 @@ async def resend_command(job_id: str, channel: str, as_json: bool) -> None:
         as_json,
         text=lambda d: f"queued {d['channel']} for job {d['job_id']}; a worker sends it shortly",
     )
+
+
+@jobs.command("approve")
+@click.argument("job_id")
+@json_option
+@run_async
+async def approve_command(job_id: str, as_json: bool) -> None:
+    """Show a completed photo on its event's gallery and live wall (needed when the event's moderation is
+    `approve`; also shows a hidden photo again)."""
+    settings = settings_from_env()
+    async with stores(settings) as (db, _, bus):
+        job = await privacy.approve(db, bus, job_id)
+    emit(public_view(job), as_json, text=lambda d: f"job {d['id']} approved: it is on the gallery and live wall")
+
+
+@jobs.command("hide")
+@click.argument("job_id")
+@json_option
+@run_async
+async def hide_command(job_id: str, as_json: bool) -> None:
+    """Take a photo off its event's gallery and live walls at once (the guest's own page still shows it)."""
+    settings = settings_from_env()
+    async with stores(settings) as (db, _, bus):
+        job = await privacy.hide(db, bus, job_id)
+    emit(public_view(job), as_json, text=lambda d: f"job {d['id']} hidden from the gallery and live wall")

@@ -25,6 +25,7 @@ TOP = {
     "keys": "photobot.cli.keys:keys",
     "tokens": "photobot.cli.tokens:tokens",
     "jobs": "photobot.cli.jobs:jobs",
+    "guests": "photobot.cli.guests:guests",
     "packs": "photobot.cli.packs:packs",
     "purchases": "photobot.cli.purchases:purchases",
     "webhooks": "photobot.cli.webhooks:webhooks",

@@ -67,6 +67,13 @@ def new_public_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+class Moderation(StrEnum):
+    """How an event's photos reach its gallery and live wall: at once (`auto`) or once approved (`approve`)."""
+
+    auto = "auto"
+    approve = "approve"
+
+
 class JobState(StrEnum):
     pending = "pending"
     submitting = "submitting"
@@ -150,6 +157,12 @@ class Event(SQLModel, table=True):
     alert_urls: list[str] = _json(list)
     notify_on_failure: bool = False
     templates: dict[str, str] = _json(dict)
+    # guest privacy and moderation (see docs/privacy.md)
+    consent_required: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    consent_text: str | None = Field(default=None, max_length=1000)  # what the kiosk asks; None: the default
+    moderation: str = Field(default="auto", max_length=10, sa_column_kwargs={"server_default": "auto"})
+    max_photos_per_guest: int | None = None  # None: no cap
+    retention_days: int | None = None  # results kept this long; None: PHOTOBOT_RESULT_TTL_DAYS
     created_at: datetime = _created()
 
     __table_args__ = (sa.CheckConstraint("credits >= 0", name="ck_events_credits_nonneg"),)
@@ -268,6 +281,11 @@ class Job(SQLModel, table=True):
     callback_at: datetime | None = _ts()
     completed_at: datetime | None = _ts()
     purged_at: datetime | None = _ts()
+    # privacy and moderation
+    consent_at: datetime | None = _ts()  # when the guest consented (None: not asked, or did not tick)
+    approved_at: datetime | None = _ts()  # an operator approved it for the gallery and live wall
+    hidden_at: datetime | None = _ts()  # an operator hid it from the gallery and live wall
+    forgotten_at: datetime | None = _ts()  # the guest's data was erased on request (photos, contact, guest id)
 
     __table_args__ = (
         sa.UniqueConstraint("provider", "provider_task_id", name="uq_jobs_provider_task"),
@@ -422,7 +440,7 @@ class Notification(SQLModel, table=True):
     channel: str = Field(max_length=64)  # email | whatsapp | push:<n> | ...
     kind: str = Field(default="ready", max_length=20)  # ready | failed
     target: str = Field(max_length=1000)
-    state: str = Field(default="pending", max_length=10)  # pending | sending | sent | failed
+    state: str = Field(default="pending", max_length=10)  # pending | sending | sent | failed | cancelled
     attempts: int = 0
     next_attempt_at: datetime | None = _ts()
     lease_until: datetime | None = _ts()

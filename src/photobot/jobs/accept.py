@@ -2,10 +2,11 @@
 for an operator's retry alike.
 
 Order of effects, so that a refused request leaves nothing behind:
-1. everything that can be checked without writing (style, parameters, owner, balance pre-check) is checked
-   (`plan_job`);
+1. everything that can be checked without writing (style, parameters, owner, the event's consent rule, the
+   guest's photo cap, balance pre-check) is checked (`plan_job`);
 2. the photo is written to storage under the job's input key (as uploaded: the submit step cleans it);
-3. one transaction inserts the job and reserves the credit (conditional decrement + `reserve` ledger row);
+3. one transaction checks the guest's cap again under the event's row lock (so two kiosks cannot both take the
+   last photo), inserts the job and reserves the credit (conditional decrement + `reserve` ledger row);
 4. if that transaction fails (no credit, idempotency race, database error) the stored photo is deleted;
 5. once it commits, an idle dispatcher is woken (`Bus`), so the job is submitted in milliseconds.
 """
@@ -13,7 +14,7 @@ Order of effects, so that a refused request leaves nothing behind:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -53,6 +54,7 @@ class JobSpec:
     guest_id: str | None = None
     email: str | None = None
     phone: str | None = None
+    consent_at: datetime | None = None
 
     @classmethod
     def of_job(cls, job: Job) -> JobSpec:
@@ -63,13 +65,67 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class Guest:
+    """Who the photo is for, as the kiosk knows them, and whether they ticked the consent box."""
+
     guest_id: str | None = None
     email: str | None = None
     phone: str | None = None
+    consent: bool | None = None
+
+    @property
+    def identified(self) -> bool:
+        return bool(self.guest_id or self.email or self.phone)
 
 
 def no_credits() -> Problem:
     return Problem(402, "no_credits", "No credits left", "The account has no credits left for this style.")
+
+
+def consent_required() -> Problem:
+    return Problem(422, "consent_required", "Consent required",
+                   "This event needs the guest's consent: send `consent: true` once they have agreed.")  # fmt: skip
+
+
+def guest_limit_reached(cap: int) -> Problem:
+    return Problem(409, "guest_limit_reached", "Photo limit reached",
+                   f"This guest already has {cap} photo{'s' if cap != 1 else ''} at this event, the most it allows.",
+                   extra={"limit": cap})  # fmt: skip
+
+
+def same_guest(event_id: int, guest_id: str | None, email: str | None, phone: str | None) -> sa.ColumnElement[bool]:
+    """The jobs of one guest at one event: the same guest id, e-mail (any case) or phone, any of them."""
+    matches = []
+    if guest_id:
+        matches.append(col(Job.guest_id) == guest_id)
+    if email:
+        matches.append(sa.func.lower(col(Job.email)) == email.lower())
+    if phone:
+        matches.append(col(Job.phone) == phone)
+    assert matches, "a guest needs at least one identifier"
+    return sa.and_(col(Job.event_id) == event_id, sa.or_(*matches))
+
+
+async def guest_photo_count(session: AsyncSession, event_id: int, guest: Guest | JobSpec) -> int:
+    """The guest's photos that count against the event's cap: accepted jobs that did not fail."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(Job)
+        .where(same_guest(event_id, guest.guest_id, guest.email, guest.phone), col(Job.state) != JobState.failed.value)
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def _check_guest_cap(session: AsyncSession, spec: JobSpec) -> None:
+    """Inside the accepting transaction: lock the event's row (held until commit; the reservation would take it
+    anyway), then count, so concurrent submissions of one guest are counted one after the other."""
+    if spec.event_id is None or not (spec.guest_id or spec.email or spec.phone):
+        return
+    capped = sa.select(col(Event.max_photos_per_guest)).where(col(Event.id) == spec.event_id)
+    if (await session.execute(capped)).scalar_one_or_none() is None:
+        return  # no cap: no lock taken early
+    cap = (await session.execute(capped.with_for_update())).scalar_one_or_none()
+    if cap is not None and await guest_photo_count(session, spec.event_id, spec) >= cap:
+        raise guest_limit_reached(cap)
 
 
 async def plan_job(
@@ -84,7 +140,8 @@ async def plan_job(
     token_id: int | None,
     guest: Guest,
 ) -> JobSpec:
-    """Check the style, the parameters and the account (422/402) and decide every parameter of the job."""
+    """Check the style, the parameters, the account and the event's guest rules (422/409/402) and decide every
+    parameter of the job."""
     style = await session.get(Style, style_id)
     if style is None or not style.active:
         raise Problem(422, "unknown_style", "Invalid request", f"No active style {style_id!r}.")
@@ -103,6 +160,12 @@ async def plan_job(
     if account is None:
         kind = "event" if event_id is not None else "user"
         raise Problem(422, f"unknown_{kind}", "Invalid request", f"No such {kind}.")
+    if isinstance(account, Event):
+        if account.consent_required and guest.consent is not True:
+            raise consent_required()
+        cap = account.max_photos_per_guest
+        if cap is not None and guest.identified and await guest_photo_count(session, account.id or 0, guest) >= cap:
+            raise guest_limit_reached(cap)
     if account.credits < style.cost:
         raise no_credits()
     return JobSpec(
@@ -110,6 +173,7 @@ async def plan_job(
         provider=provider, model=model, prompt=style.prompt, aspect_ratio=params.aspect_ratio,
         resolution=params.resolution, output_format=params.output_format, reference_keys=list(style.reference_keys),
         guest_id=guest.guest_id, email=guest.email, phone=guest.phone,
+        consent_at=utcnow() if guest.consent else None,
     )  # fmt: skip
 
 
@@ -138,7 +202,7 @@ async def create_job(
     as_uploaded: bool = False,
 ) -> Job:
     """Store the photo (the store takes the file: `photo` is gone afterwards), then insert the job and reserve its
-    credit in one transaction (NoCredits → 402 problem).
+    credit in one transaction (NoCredits → 402 problem; the guest's cap reached meanwhile → 409 problem).
 
     `as_uploaded`: the photo is the guest's file as received (only its type and size checked); it is stored under
     `upload_key` and the submit step cleans it before anything else happens to it.
@@ -163,6 +227,7 @@ async def create_job(
     job.reference_keys = list(spec.reference_keys)
     try:
         async with db.session() as session:
+            await _check_guest_cap(session, spec)
             session.add(job)
             await session.flush()
             await credits.reserve(session, job)

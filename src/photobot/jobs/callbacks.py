@@ -79,7 +79,7 @@ async def apply_report(
     now = utcnow()
     if report.outcome == "fail":
         message = report.fail_message or "The provider could not make the photo."
-        code = outcomes.provider_fail_code(report.fail_code)
+        code = outcomes.provider_fail_code(report.fail_code, report.fail_message)
         return await outcomes.fail(session, bus, settings, job.id, code, message, from_states=from_states) is not None
     meta = dict(job.provider_meta)
     if report.needs_fetch:

@@ -26,6 +26,7 @@ from photobot.jobs import credits
 from photobot.jobs.states import transition
 from photobot.notify import check_credit_alerts, plan_notifications
 from photobot.outbound import outbox
+from photobot.providers.errors import CONTENT_BLOCKED, is_content_refusal
 from photobot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,11 @@ log = logging.getLogger(__name__)
 GENERIC_FAILURES = (None, "", "500", "501")
 
 
-def provider_fail_code(fail_code: str | None) -> str:
-    """Our error code for a provider's failure code: generic failures share one code, others keep theirs."""
+def provider_fail_code(fail_code: str | None, message: str | None = None) -> str:
+    """Our error code for a provider's failure code (and message): a content refusal is `content_blocked`, generic
+    failures share one code, others keep theirs."""
+    if is_content_refusal(fail_code, message):
+        return CONTENT_BLOCKED
     if fail_code in GENERIC_FAILURES:
         return "provider_generation_failed"
     return f"provider_failed_{fail_code}"[:64]

@@ -1,4 +1,5 @@
-"""Retention: guests' input photos go after `PHOTOBOT_INPUT_TTL_HOURS`, results after `PHOTOBOT_RESULT_TTL_DAYS`.
+"""Retention: guests' input photos go after `PHOTOBOT_INPUT_TTL_HOURS`, results after `PHOTOBOT_RESULT_TTL_DAYS`
+(or the event's own `retention_days`).
 
 `run_retention(runtime, stop)` runs in every worker (started by `Worker.running`) and calls `purge_once` every
 few minutes. Both halves are idempotent, so several workers running them at once only repeat harmless deletes.
@@ -7,8 +8,12 @@ few minutes. Both halves are idempotent, so several workers running them at once
   storage. The job row has no "input deleted" column, so the progress is a cursor (the `created_at` up to which
   inputs are gone) kept in storage under `retention/inputs.cursor`; the cursor never passes a job that is still
   in flight (the dispatcher fails those at their deadline, then the next pass takes them).
-- Results (default 30 days after completion or failure): the result, its thumbnail and the input are deleted
-  and `purged_at` is set (a conditional update, so one worker wins). The guest page then answers 410.
+- Results (default 30 days after completion or failure; an event's `retention_days` overrides it): the result, its
+  thumbnail and the input are deleted and `purged_at` is set (a conditional update, so one worker wins). The guest
+  page then answers 410.
+
+`erase_photos` is the one way to delete every photo of one job at once, for retention's callers and for the
+operator's privacy actions (`services/privacy.py`: forget a guest, purge an event).
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from photobot.db import execute_dml
-from photobot.db.models import FINAL, Job, state_values, utcnow
+from photobot.db.models import FINAL, Event, Job, state_values, utcnow
 from photobot.runtime import Runtime
+from photobot.settings import Settings
+from photobot.storage import Storage
 from photobot.storage.base import ObjectNotFound
-from photobot.storage.keys import RETENTION_CURSOR, thumb_key
+from photobot.storage.keys import RETENTION_CURSOR, job_photo_keys, thumb_key
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +49,36 @@ class PurgeReport:
     results_purged: int = 0
 
 
-def result_expiry(runtime: Runtime, job: Job) -> datetime | None:
-    """When the job's page and photo expire (None while the job is in flight)."""
+def retention_days(settings: Settings, event: Event | None) -> int:
+    """How many days an event's photos are kept: its own `retention_days`, else the service's default."""
+    if event is not None and event.retention_days:
+        return event.retention_days
+    return settings.result_ttl_days
+
+
+def result_expiry(runtime: Runtime, job: Job, event: Event | None = None) -> datetime | None:
+    """When the job's page and photo expire (None while the job is in flight); `event`: the job's event."""
     if job.completed_at is None or job.state not in FINAL_VALUES:
         return None
-    return job.completed_at + timedelta(days=runtime.settings.result_ttl_days)
+    return job.completed_at + timedelta(days=retention_days(runtime.settings, event))
 
 
-def is_expired(runtime: Runtime, job: Job, now: datetime | None = None) -> bool:
+def is_expired(runtime: Runtime, job: Job, now: datetime | None = None, event: Event | None = None) -> bool:
     if job.purged_at is not None:
         return True
-    expiry = result_expiry(runtime, job)
+    expiry = result_expiry(runtime, job, event)
     return expiry is not None and expiry <= (now or utcnow())
+
+
+async def erase_photos(storage: Storage, job: Job) -> int:
+    """Delete every object the job can own (input, upload, result, thumbnail, in any extension); returns how
+    many existed. Idempotent: a second call finds nothing and deletes nothing."""
+    deleted = 0
+    for key in job_photo_keys(job.id, job.input_key, job.result_key):
+        if await storage.exists(key):
+            await storage.delete(key)
+            deleted += 1
+    return deleted
 
 
 async def _read_cursor(runtime: Runtime) -> datetime:
@@ -109,7 +134,24 @@ async def purge_inputs(runtime: Runtime, now: datetime) -> int:
 
 
 async def purge_results(runtime: Runtime, now: datetime) -> int:
-    cutoff = now - timedelta(days=runtime.settings.result_ttl_days)
+    """Purge the results past their retention: the default for user jobs and events without their own
+    `retention_days`, then each event that has one (few events do, so one pass each)."""
+    async with runtime.db.session() as session:
+        own = list(
+            (
+                await session.execute(
+                    sa.select(col(Event.id), col(Event.retention_days)).where(col(Event.retention_days).is_not(None))
+                )
+            ).all()
+        )
+    default = sa.or_(col(Job.event_id).is_(None), col(Job.event_id).not_in([event_id for event_id, _ in own]))
+    purged = await _purge_results_where(runtime, now, default, now - timedelta(days=runtime.settings.result_ttl_days))
+    for event_id, days in own:
+        purged += await _purge_results_where(runtime, now, col(Job.event_id) == event_id, now - timedelta(days=days))
+    return purged
+
+
+async def _purge_results_where(runtime: Runtime, now: datetime, which: sa.ColumnElement[bool], cutoff: datetime) -> int:
     purged = 0
     while True:
         async with runtime.db.session() as session:
@@ -118,6 +160,7 @@ async def purge_results(runtime: Runtime, now: datetime) -> int:
                     await session.execute(
                         sa.select(Job)
                         .where(
+                            which,
                             col(Job.purged_at).is_(None),
                             col(Job.state).in_(FINAL_VALUES),
                             col(Job.completed_at) < cutoff,

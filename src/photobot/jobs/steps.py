@@ -321,7 +321,7 @@ class Engine:
                 )
             if confirmed is not None:
                 if confirmed.state == "fail":
-                    await self.fail(job, outcomes.provider_fail_code(confirmed.fail_code),
+                    await self.fail(job, outcomes.provider_fail_code(confirmed.fail_code, confirmed.fail_message),
                                     confirmed.fail_message or "Generation failed.",
                                     from_states=[JobState.finishing])  # fmt: skip
                     return
@@ -423,9 +423,13 @@ class Engine:
 
     async def complete(self, job: Job, key: str, content_type: str) -> None:
         async with self.runtime.db.session() as session:
-            await outcomes.complete(
+            done = await outcomes.complete(
                 session, self.runtime.bus, self.settings, job.id, result_key=key, content_type=content_type
             )
+        if done is None and (await self._reload(job.id)).state == JobState.failed:
+            # failed meanwhile (an operator, a forgotten guest): the photo we stored is nobody's. (Another worker
+            # completing it first wrote the same deterministic key: that one stays.)
+            await self.runtime.storage.delete(key)
 
     # --- fail / expire -----------------------------------------------------------------------------
     async def expire(self, job: Job) -> None:

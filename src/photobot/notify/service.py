@@ -32,6 +32,8 @@ async def resend_notification(
             job = (await session.execute(sa.select(Job).where(col(Job.public_id) == job_id))).scalars().first()
         if job is None:
             raise NotificationNotFound(f"job {job_id} not found")
+        if job.forgotten_at is not None:  # its targets were blanked on the guest's request: nobody to send to
+            raise NotificationNotFound(f"job {job.id}: the guest's contact details were erased")
         row = await _row(session, job.id, channel)
         if row is None and settings is not None and job.state in (JobState.completed, JobState.failed):
             event = await session.get(Event, job.event_id) if job.event_id is not None else None

@@ -71,6 +71,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "live_wall": "Live wall",
         "photo_n": "Photo {n}",
         "connection_lost": "Connection lost, retrying…",
+        "blocked_title": "We could not use this photo",
+        "blocked_text": (
+            "The AI declined to restyle this picture. That sometimes happens with photos it finds unclear or "
+            "unsuitable. Please ask the booth staff to take another one: you were not charged."
+        ),
+        "forgotten_title": "This photo was deleted",
+        "forgotten_text": "It was deleted at the guest's request, together with the contact details stored with it.",
+        "consent_label": "I agree that my photo is turned into AI art and kept for {days} days.",
     },
     "es": {
         "your_photo": "Tu foto",
@@ -103,6 +111,16 @@ STRINGS: dict[str, dict[str, str]] = {
         "live_wall": "Muro en vivo",
         "photo_n": "Foto {n}",
         "connection_lost": "Conexión perdida, reintentando…",
+        "blocked_title": "No pudimos usar esta foto",
+        "blocked_text": (
+            "La IA no quiso transformar esta imagen. Pasa a veces con fotos que le parecen poco claras o "
+            "inadecuadas. Pide al personal que tome otra: no se te cobró."
+        ),
+        "forgotten_title": "Esta foto fue eliminada",
+        "forgotten_text": (
+            "Se eliminó a petición de la persona invitada, junto con los datos de contacto guardados con ella."
+        ),
+        "consent_label": "Acepto que mi foto se convierta en arte con IA y se guarde {days} días.",
     },
     "id": {
         "your_photo": "Foto kamu",
@@ -135,6 +153,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "live_wall": "Dinding langsung",
         "photo_n": "Foto {n}",
         "connection_lost": "Koneksi terputus, mencoba lagi…",
+        "blocked_title": "Kami tidak dapat memakai foto ini",
+        "blocked_text": (
+            "AI menolak mengubah foto ini. Kadang hal ini terjadi pada foto yang dianggap kurang jelas atau tidak "
+            "sesuai. Silakan minta petugas booth memotret ulang: kamu tidak dikenai biaya."
+        ),
+        "forgotten_title": "Foto ini sudah dihapus",
+        "forgotten_text": "Foto dihapus atas permintaan tamu, bersama data kontak yang tersimpan dengannya.",
+        "consent_label": "Saya setuju fotoku diubah menjadi karya AI dan disimpan selama {days} hari.",
     },
 }
 

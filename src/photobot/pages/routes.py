@@ -4,8 +4,8 @@
     GET /p/{public_id}.json        the same state as JSON, for polling (ETag → 304, Retry-After while in flight)
     GET /p/{public_id}/events      Server-Sent Events: one `state` message per change, closed when final
     GET /p/{public_id}/qr.png|svg  QR code of the page URL, for the kiosk screen
-    GET /e/{event_id}/gallery?sig= the event's completed photos, newest first, paginated (&wall=1: live wall)
-    GET /e/{event_id}/gallery/events?sig=   SSE: `photo` messages as photos complete (live wall)
+    GET /e/{event_id}/gallery?sig= the event's shown photos, newest first, paginated (&wall=1: live wall)
+    GET /e/{event_id}/gallery/events?sig=   SSE: `photo` messages as photos appear, `remove` as they go (live wall)
     GET /e/{event_id}/thumbs/{job_id}.jpg?sig=  a gallery thumbnail (made once, then reused)
     GET /kiosk                     the reference kiosk (camera, styles, submit, QR, live status)
     GET /v1/styles                 active styles (id, name) for a client token (photobot/api/styles.py)
@@ -14,6 +14,11 @@ Live updates travel over `runtime.bus`: the engine publishes `photobot:job:{publ
 page open on any web process hears it (Redis pub/sub, or in-process without Redis). The bus only says "look
 again": every message is answered by re-reading the job from the database, which stays the truth, and the
 streams also re-read on a timer, so a lost message costs seconds, never a stuck page.
+
+What the gallery shows (`_gallery_query`): completed, kept photos of the event that no operator hid — and, when the
+event's moderation is `approve`, only approved ones. A photo "appears" at `coalesce(approved_at, completed_at)`,
+which orders the gallery and moves the wall's cursor; it "goes" when hidden, forgotten or purged (`hidden_at` /
+`purged_at`), and the wall removes it without a reload. The guest's own page always shows their photo.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import io
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import segno
@@ -40,8 +45,8 @@ from photobot.api import styles as styles_api
 from photobot.api.views import RETRY_AFTER_S
 from photobot.api.views import etag as job_etag
 from photobot.bus import EVENT_CHANNEL_PREFIX, JOB_CHANNEL_PREFIX
-from photobot.db.models import Event, Job, JobState, utcnow
-from photobot.jobs.retention import is_expired
+from photobot.db.models import Event, Job, JobState, Moderation, utcnow
+from photobot.jobs.retention import is_expired, retention_days
 from photobot.links import page_url
 from photobot.pages import sse
 from photobot.pages.render import STATIC_DIR, STATIC_PREFIX, Branding, render, strings_for
@@ -80,10 +85,16 @@ def _not_found_page(brand: Branding | None = None) -> Response:
     return render("message.html", 404, brand=brand, heading=t["not_found_title"], text=t["not_found_text"])
 
 
-def _expired_page(runtime: Runtime, brand: Branding) -> Response:
+def _expired_page(runtime: Runtime, brand: Branding, job: Job, event: Event | None) -> Response:
     t = strings_for(brand.lang)
-    text = t["expired_text"].format(days=runtime.settings.result_ttl_days)
+    if job.forgotten_at is not None:
+        return render("message.html", 410, brand=brand, heading=t["forgotten_title"], text=t["forgotten_text"])
+    text = t["expired_text"].format(days=retention_days(runtime.settings, event))
     return render("message.html", 410, brand=brand, heading=t["expired_title"], text=text)
+
+
+def _gone() -> Problem:
+    return Problem(410, "expired", "Gone", "This photo has expired or was deleted.")
 
 
 # --- the job as the page sees it -----------------------------------------------------------------
@@ -120,8 +131,8 @@ async def guest_page(request: Request) -> Response:
         return _not_found_page()
     job, event = found
     brand = Branding.of(event)
-    if is_expired(runtime, job):
-        return _expired_page(runtime, brand)
+    if is_expired(runtime, job, event=event):
+        return _expired_page(runtime, brand, job, event)
     state = await job_state(runtime, job)
     t = strings_for(brand.lang)
     share_title = brand.title or t["your_photo"]
@@ -132,7 +143,7 @@ async def guest_page(request: Request) -> Response:
         public_id=public_id,
         page_url=page_url(runtime.settings.public_base_url, public_id),
         share_text=t["share_text"].format(title=share_title),
-        kept_for=t["kept_for"].format(days=runtime.settings.result_ttl_days),
+        kept_for=t["kept_for"].format(days=retention_days(runtime.settings, event)),
         retry_after=RETRY_AFTER_S,
         headers={"Cache-Control": "no-cache"},
     )
@@ -143,9 +154,9 @@ async def guest_json(request: Request) -> Response:
     found = await _find(runtime, request.path_params["public_id"])
     if found is None:
         raise not_found("No such photo.")
-    job, _ = found
-    if is_expired(runtime, job):
-        raise Problem(410, "expired", "Gone", "This photo has expired and was deleted.")
+    job, event = found
+    if is_expired(runtime, job, event=event):
+        raise _gone()
     tag = state_etag(runtime, job)
     headers = {"ETag": tag, "Cache-Control": "no-cache"}
     if not job.job_state.final:
@@ -161,8 +172,8 @@ async def guest_events(request: Request) -> Response:
     found = await _find(runtime, public_id)
     if found is None:
         raise not_found("No such photo.")
-    if is_expired(runtime, found[0]):
-        raise Problem(410, "expired", "Gone", "This photo has expired and was deleted.")
+    if is_expired(runtime, found[0], event=found[1]):
+        raise _gone()
 
     async def body() -> AsyncIterator[str]:
         # Subscribe first, then read: a change between the two is seen either way.
@@ -173,7 +184,7 @@ async def guest_events(request: Request) -> Response:
             last_tag, idle = None, 0.0
             while loop.time() < end:
                 again = await _find(runtime, public_id)
-                if again is None or is_expired(runtime, again[0]):
+                if again is None or is_expired(runtime, again[0], event=again[1]):
                     yield sse.message("gone", {"status": "expired"})
                     return
                 job = again[0]
@@ -200,6 +211,8 @@ async def _qr(request: Request) -> segno.QRCode:
     found = await _find(runtime, public_id)
     if found is None:
         raise not_found("No such photo.")
+    if is_expired(runtime, found[0], event=found[1]):
+        raise _gone()
     return segno.make(page_url(runtime.settings.public_base_url, public_id), error="m", micro=False)
 
 
@@ -246,15 +259,26 @@ def _forbidden_page() -> Response:
     return render("message.html", 403, heading=t["forbidden_title"], text=t["forbidden_text"])
 
 
-def _gallery_query(runtime: Runtime, event_id: int) -> Any:
-    fresh_after = utcnow() - timedelta(days=runtime.settings.result_ttl_days)
-    return sa.select(Job).where(
-        col(Job.event_id) == event_id,
+def _shown_at() -> sa.ColumnElement[datetime]:
+    """When a photo appeared in the gallery: its approval (moderated events, or a hidden photo shown again), else
+    its completion."""
+    return sa.func.coalesce(col(Job.approved_at), col(Job.completed_at))
+
+
+def _gallery_query(runtime: Runtime, event: Event) -> Any:
+    """The photos the event's gallery and live wall show (see the module docstring)."""
+    fresh_after = utcnow() - timedelta(days=retention_days(runtime.settings, event))
+    query = sa.select(Job).where(
+        col(Job.event_id) == event.id,
         col(Job.state) == JobState.completed.value,
         col(Job.purged_at).is_(None),
+        col(Job.hidden_at).is_(None),
         col(Job.result_key).is_not(None),
         col(Job.completed_at) > fresh_after,
     )
+    if event.moderation == Moderation.approve:
+        query = query.where(col(Job.approved_at).is_not(None))
+    return query
 
 
 def _photo(job: Job, event_id: int, sig: str) -> dict[str, Any]:
@@ -276,8 +300,8 @@ async def gallery(request: Request) -> Response:
     per = _int(request.query_params.get("per"), PAGE_SIZE, 1, MAX_PAGE_SIZE)
     wall = request.query_params.get("wall") in ("1", "true", "yes")
     query = (
-        _gallery_query(runtime, event.id)
-        .order_by(col(Job.completed_at).desc(), col(Job.id).desc())
+        _gallery_query(runtime, event)
+        .order_by(_shown_at().desc(), col(Job.id).desc())
         .offset((page - 1) * per)
         .limit(per + 1)
     )
@@ -286,7 +310,8 @@ async def gallery(request: Request) -> Response:
     has_next = len(jobs) > per
     jobs = jobs[:per]
     base = f"/e/{event.id}/gallery?sig={sig}" + (f"&per={per}" if per != PAGE_SIZE else "")
-    newest = jobs[0].completed_at if page == 1 and jobs and jobs[0].completed_at else utcnow()
+    newest = (jobs[0].approved_at or jobs[0].completed_at) if page == 1 and jobs else None
+    newest = newest or utcnow()
     return render(
         "gallery.html",
         brand=Branding.of(event),
@@ -311,9 +336,7 @@ async def gallery_thumb(request: Request) -> Response:
     if event is None or not _JOB_ID.match(job_id):
         raise not_found()
     async with runtime.db.session() as session:
-        job = (
-            await session.execute(_gallery_query(runtime, event.id or 0).where(col(Job.id) == job_id))
-        ).scalar_one_or_none()
+        job = (await session.execute(_gallery_query(runtime, event).where(col(Job.id) == job_id))).scalar_one_or_none()
     if job is None:
         raise not_found()
     try:
@@ -340,33 +363,53 @@ async def gallery_events(request: Request) -> Response:
         cursor = datetime.fromisoformat(since_raw) if since_raw else utcnow()
     except ValueError:
         cursor = utcnow()
+    if cursor.tzinfo is None:
+        cursor = cursor.replace(tzinfo=UTC)
 
     async def body() -> AsyncIterator[str]:
         nonlocal cursor
         sent: set[str] = set()
+        gone_after = cursor  # photos hidden, forgotten or purged after this are removed from the wall
         async with runtime.bus.subscribe(EVENT_CHANNEL_PREFIX + str(event_id)) as queue:
             yield sse.preamble()
             loop = asyncio.get_running_loop()
             end = loop.time() + sse.MAX_STREAM_S
             quiet = 0.0
             while loop.time() < end:
-                query = (
-                    _gallery_query(runtime, event_id)
-                    .where(col(Job.completed_at) > cursor)
-                    .order_by(col(Job.completed_at), col(Job.id))
-                    .limit(50)
-                )
                 async with runtime.db.session() as session:
+                    current = await session.get(Event, event_id)  # moderation may change while the wall is up
+                    if current is None:
+                        return
+                    query = (
+                        _gallery_query(runtime, current)
+                        .where(_shown_at() > cursor)
+                        .order_by(_shown_at(), col(Job.id))
+                        .limit(50)
+                    )
                     jobs = [j for j in (await session.execute(query)).scalars() if j.id not in sent]
+                    gone = (
+                        await session.execute(
+                            sa.select(col(Job.id), col(Job.hidden_at), col(Job.purged_at)).where(
+                                col(Job.event_id) == event_id,
+                                sa.or_(col(Job.hidden_at) > gone_after, col(Job.purged_at) > gone_after),
+                            )
+                        )
+                    ).all()
+                for job_id, hidden_at, purged_at in gone:
+                    gone_after = max(gone_after, *(t for t in (hidden_at, purged_at) if t is not None))
+                    sent.discard(job_id)  # shown again (approved) later: sent again
+                    yield sse.message("remove", {"id": job_id})  # no `id:`: the resume cursor stays on photos
+                    quiet = 0.0
                 for job in jobs:
                     try:  # make the thumbnail now, so every wall shows it at once
                         await ensure_thumbnail(runtime.storage, job, runtime.settings.var_dir / "tmp")
                     except (StorageError, OSError):
                         continue
-                    assert job.completed_at is not None
-                    cursor = max(cursor, job.completed_at)
+                    shown_at = job.approved_at or job.completed_at
+                    assert shown_at is not None
+                    cursor = max(cursor, shown_at)
                     sent.add(job.id)
-                    yield sse.message("photo", _photo(job, event_id, sig), id=job.completed_at.isoformat())
+                    yield sse.message("photo", _photo(job, event_id, sig), id=shown_at.isoformat())
                     quiet = 0.0
                 if len(sent) > 1000:
                     sent.clear()

@@ -30,6 +30,15 @@ NETWORK = "provider_network"
 BAD_RESPONSE = "provider_bad_response"
 NOT_FOUND = "provider_not_found"
 NO_KEY = "provider_no_key"
+CONTENT_BLOCKED = "content_blocked"  # the provider's safety checks refused the photo or the prompt
+
+# How providers word a content refusal. kie.ai reports it as a task failure (failCode "422" with a message about
+# prohibited or sensitive content; the wording is not documented), fal.ai as HTTP 422 or a webhook error whose
+# detail entries have `type: content_policy_violation` ("The content was flagged by a content checker").
+_REFUSAL = re.compile(
+    r"(?i)prohibit|content[ _-]?polic|sensitive|nsfw|not safe for work|unsafe|safety|flagged|moderat|inappropriate"
+)
+CONTENT_POLICY_TYPE = "content_policy_violation"
 
 _SECRETISH = re.compile(r"(?i)(bearer|key)\s+[A-Za-z0-9._:\-]{6,}|[A-Za-z0-9_\-]{32,}")
 
@@ -39,6 +48,14 @@ def safe_message(text: object, limit: int = 300) -> str:
     message = " ".join(str(text).split())
     message = _SECRETISH.sub(lambda m: m.group(0)[:4] + "…" if len(m.group(0)) >= 32 else "[redacted]", message)
     return message[:limit]
+
+
+def is_content_refusal(code: str | int | None, message: str | None) -> bool:
+    """Whether a provider's failure (its code and message) means its safety checks refused the content: retrying
+    is pointless and the guest should be told kindly (error code `content_blocked`)."""
+    if str(code or "").lower() == CONTENT_POLICY_TYPE:
+        return True
+    return bool(message) and _REFUSAL.search(message or "") is not None
 
 
 class ProviderError(Exception):
@@ -105,6 +122,8 @@ _KIE_CODES: dict[int, tuple[str, bool, KeyEffect | None, int | None]] = {
 
 def classify_kie(code: int, message: str, *, retry_after: float | None = None) -> ProviderError:
     """Map a kie.ai envelope code (or HTTP status when the body has none) to a ProviderError."""
+    if code == 422 and is_content_refusal(code, message):
+        return ProviderError(CONTENT_BLOCKED, message, transient=False, provider_code=code)
     if code in _KIE_CODES:
         stable, transient, effect, retries = _KIE_CODES[code]
     elif code >= 500:
@@ -126,6 +145,8 @@ def classify_kie(code: int, message: str, *, retry_after: float | None = None) -
 
 def classify_fal(status: int, message: str, *, retry_after: float | None = None) -> ProviderError:
     """Map a fal.ai HTTP status to a ProviderError (fal has no body codes; 403 also means a locked account)."""
+    if status in (400, 422) and is_content_refusal(None, message):
+        return ProviderError(CONTENT_BLOCKED, message, transient=False, provider_code=status)
     table: dict[int, tuple[str, bool, KeyEffect | None]] = {
         400: (VALIDATION, False, None),
         401: (AUTH, False, "disable"),

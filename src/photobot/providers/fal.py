@@ -36,11 +36,30 @@ def _detail(response: httpx.Response) -> str:
         return f"HTTP {response.status_code}"
     if isinstance(body, dict):
         detail = body.get("detail") or body.get("error") or body.get("message")
-        if isinstance(detail, list):  # pydantic-style validation errors
-            detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
+        if isinstance(detail, list):  # pydantic-style validation errors (and content refusals, by their type)
+            detail = _detail_text(detail)
         if detail:
             return str(detail)
     return f"HTTP {response.status_code}"
+
+
+def _detail_text(entries: list[Any]) -> str:
+    """fal's list of error objects as one line; a content refusal keeps its type, so it is recognised as one."""
+    parts = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            kind = entry.get("type")
+            text = str(entry.get("msg", entry))
+            parts.append(f"{text} [{kind}]" if kind == errors.CONTENT_POLICY_TYPE else text)
+        else:
+            parts.append(str(entry))
+    return "; ".join(parts)
+
+
+def _refused(detail: Any) -> bool:
+    """Whether a fal error detail (a list of error objects) names a content policy violation."""
+    entries = detail if isinstance(detail, list) else []
+    return any(isinstance(e, dict) and e.get("type") == errors.CONTENT_POLICY_TYPE for e in entries)
 
 
 def _image_urls(payload: Any) -> tuple[str, ...]:
@@ -68,8 +87,12 @@ def parse_fal_webhook(body: bytes) -> CallbackEvent:
         return CallbackEvent(request_id, "success", urls, needs_fetch=not urls, raw=payload)
     if status == "ERROR":
         inner = payload.get("payload")
-        detail = payload.get("error") or (inner.get("detail") if isinstance(inner, dict) else None)
-        return CallbackEvent(request_id, "fail", fail_code="ERROR", fail_message=errors.safe_message(detail or ""),
+        inner_detail = inner.get("detail") if isinstance(inner, dict) else None
+        detail = payload.get("error") or inner_detail
+        if isinstance(detail, list):
+            detail = _detail_text(detail)
+        code = errors.CONTENT_POLICY_TYPE if _refused(inner_detail) else "ERROR"
+        return CallbackEvent(request_id, "fail", fail_code=code, fail_message=errors.safe_message(detail or ""),
                              raw=payload)  # fmt: skip
     raise CallbackUnknownShape(f"webhook status {str(status)[:20]!r} is unknown")
 

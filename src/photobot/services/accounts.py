@@ -8,10 +8,12 @@ import sqlalchemy as sa
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot.db.models import Event, User
+from photobot.db.models import Event, Moderation, User
 from photobot.jobs import credits
 from photobot.services import Invalid, NotFound
 
+MAX_GUEST_CAP = 10_000
+MAX_RETENTION_DAYS = 3650
 EVENT_EDITABLE = {
     "name",
     "title",
@@ -23,7 +25,30 @@ EVENT_EDITABLE = {
     "alert_urls",
     "notify_on_failure",
     "templates",
+    "consent_required",
+    "consent_text",
+    "moderation",
+    "max_photos_per_guest",
+    "retention_days",
 }
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    """The rules the admin API's schema also states, for every caller (the CLI passes plain values)."""
+    unknown = set(fields) - EVENT_EDITABLE
+    if unknown:
+        raise Invalid(f"unknown event fields: {', '.join(sorted(unknown))}")
+    if "moderation" in fields and fields["moderation"] not in tuple(Moderation):
+        raise Invalid("moderation must be auto or approve")
+    cap = fields.get("max_photos_per_guest")
+    if cap is not None and not 1 <= cap <= MAX_GUEST_CAP:
+        raise Invalid(f"max_photos_per_guest must be 1 to {MAX_GUEST_CAP}, or none for no cap")
+    days = fields.get("retention_days")
+    if days is not None and not 1 <= days <= MAX_RETENTION_DAYS:
+        raise Invalid(f"retention_days must be 1 to {MAX_RETENTION_DAYS}, or none for the default")
+    text = fields.get("consent_text")
+    if text is not None and len(text) > 1000:
+        raise Invalid("consent_text must be at most 1000 characters")
 
 
 async def create_event(session: AsyncSession, name: str, credits_: int = 0, **fields: Any) -> Event:
@@ -31,9 +56,7 @@ async def create_event(session: AsyncSession, name: str, credits_: int = 0, **fi
         raise Invalid("credits must be 0 or more")
     if not name.strip():
         raise Invalid("name must not be empty")
-    unknown = set(fields) - EVENT_EDITABLE
-    if unknown:
-        raise Invalid(f"unknown event fields: {', '.join(sorted(unknown))}")
+    _check_fields(fields)
     event = Event(name=name.strip(), **fields)
     session.add(event)
     await session.flush()
@@ -56,9 +79,9 @@ async def list_events(session: AsyncSession) -> list[Event]:
 
 
 async def update_event(session: AsyncSession, event_id: int, **fields: Any) -> Event:
-    unknown = set(fields) - EVENT_EDITABLE
-    if unknown:
-        raise Invalid(f"unknown event fields: {', '.join(sorted(unknown))}")
+    _check_fields(fields)
+    if "name" in fields and not str(fields["name"]).strip():
+        raise Invalid("name must not be empty")
     event = await get_event(session, event_id)
     for name, value in fields.items():
         setattr(event, name, value)

@@ -62,6 +62,10 @@ class WrongState(Invalid):
     """The job is not in a state the operation applies to."""
 
 
+class GuestLimitReached(Invalid):
+    """The guest already has as many photos as the event allows (a retry would make one more)."""
+
+
 async def _job(session: AsyncSession, job_id: str) -> Job:
     job = await session.get(Job, job_id)
     if job is None:
@@ -94,6 +98,8 @@ async def retry_job(db: Database, storage: Storage, bus: Bus, settings: Settings
     except Problem as exc:
         if exc.code == "no_credits":
             raise NoCreditsLeft("the account has no credits left for a retry") from None
+        if exc.code == "guest_limit_reached":
+            raise GuestLimitReached(f"job {job_id}: {exc.detail}") from None
         raise
     finally:
         photo.unlink(missing_ok=True)
@@ -229,6 +235,7 @@ async def all_event_stats(
 __all__ = [
     "OPERATOR_FAILED",
     "EventStats",
+    "GuestLimitReached",
     "NoCreditsLeft",
     "WrongState",
     "all_event_stats",

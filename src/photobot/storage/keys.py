@@ -39,5 +39,16 @@ def thumb_key(job_id: str) -> str:
     return f"thumbs/{job_id}.jpg"
 
 
+def job_photo_keys(job_id: str, *known: str | None) -> list[str]:
+    """Every object a job can own — the keys its row names (`known`) and every name a step could have written
+    under, in any extension — so erasing a guest's photos (forget, purge) leaves nothing behind even when a step
+    was writing at that moment or a row was never updated."""
+    keys = {key for key in known if key}
+    for ext in sorted({*EXTENSIONS.values(), "bin"}):
+        keys.update((upload_key(job_id, ext), input_key(job_id, ext), f"results/{job_id}.{ext}"))
+    keys.add(thumb_key(job_id))
+    return sorted(keys)
+
+
 def extension_of(key: str, default: str = "jpg") -> str:
     return key.rsplit(".", 1)[-1] if "." in key.rsplit("/", 1)[-1] else default

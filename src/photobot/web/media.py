@@ -1,7 +1,9 @@
 """Serves local-storage objects under signed, expiring URLs (`/media/{key}?exp=…&sig=…`).
 
 Only used with `LocalStorage`; with S3 the links are presigned and point at the bucket. A bad or expired
-signature is 403; the key is validated so no path can leave the media directory.
+signature is 403; the key is validated so no path can leave the media directory. A good signature for an object
+that is no longer stored is 410: we only sign links to photos that exist, so it was deleted since (retention, a
+guest who asked to be forgotten, a purged event).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ async def media(request: Request) -> Response:
     except StorageError:
         raise not_found() from None
     if not path.is_file():
-        raise not_found()
+        raise Problem(410, "gone", "Gone", "This photo was deleted.")
     return FileResponse(
         path,
         media_type=content_type_for(key),

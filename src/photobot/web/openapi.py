@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from photobot.api.event import KioskEventOut
 from photobot.api.schemas import JobFields, JobRequest, JobView
 
 Auth = Literal["client", "admin", "callback", "signed", None]
@@ -143,6 +144,12 @@ ROUTE_DOCS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/jobs/{job_id}"): Operation(
         "Follow a job", ["jobs"], auth="client", responses={200: JobView, 304: None, 401: _P, 404: _P}
     ),
+    ("GET", "/v1/event"): Operation(
+        "The kiosk's event: title, language, consent rule and wording",
+        ["jobs"],
+        auth="client",
+        responses={200: KioskEventOut, 401: _P, 403: _P, 404: _P, 422: _P},
+    ),
     ("GET", "/v1/styles"): Operation(
         "The active style catalogue", ["jobs"], auth="client", responses={200: StylesOut, 401: _P}
     ),
@@ -165,20 +172,25 @@ ROUTE_DOCS: dict[tuple[str, str], Operation] = {
         ["media"],
         auth="signed",
         content="image/*",
-        responses={200: None, 403: _P, 404: _P},
+        responses={200: None, 403: _P, 404: _P, 410: _P},
     ),
     ("GET", "/p/{public_id}"): Operation(
-        "Guest page (HTML)", ["pages"], content="text/html", responses={200: None, 404: _P}
+        "Guest page (HTML)", ["pages"], content="text/html", responses={200: None, 404: _P, 410: _P}
     ),
-    ("GET", "/p/{public_id}.json"): Operation("Guest page data", ["pages"], responses={200: GuestJobOut, 404: _P}),
+    ("GET", "/p/{public_id}.json"): Operation(
+        "Guest page data", ["pages"], responses={200: GuestJobOut, 404: _P, 410: _P}
+    ),
     ("GET", "/p/{public_id}/events"): Operation(
-        "Live job updates (server-sent events)", ["pages"], content="text/event-stream", responses={200: None, 404: _P}
+        "Live job updates (server-sent events)",
+        ["pages"],
+        content="text/event-stream",
+        responses={200: None, 404: _P, 410: _P},
     ),
     ("GET", "/p/{public_id}/qr.png"): Operation(
-        "Pickup QR code (PNG)", ["pages"], content="image/png", responses={200: None, 404: _P}
+        "Pickup QR code (PNG)", ["pages"], content="image/png", responses={200: None, 404: _P, 410: _P}
     ),
     ("GET", "/p/{public_id}/qr.svg"): Operation(
-        "Pickup QR code (SVG)", ["pages"], content="image/svg+xml", responses={200: None, 404: _P}
+        "Pickup QR code (SVG)", ["pages"], content="image/svg+xml", responses={200: None, 404: _P, 410: _P}
     ),
     ("GET", "/e/{event_id}/gallery"): Operation(
         "Event gallery (HTML, signed link)",

@@ -1,4 +1,5 @@
-/* Live wall: new photos of the event are added at the top as they complete (Server-Sent Events). */
+/* Live wall: new photos of the event are added at the top as they appear, and taken off when an operator hides
+   them or they are erased (Server-Sent Events). */
 (function () {
   "use strict";
   var body = document.body;
@@ -24,5 +25,11 @@
     grid.insertBefore(li, grid.firstChild);
     document.getElementById("empty").hidden = true;
     while (grid.children.length > MAX_ITEMS) grid.removeChild(grid.lastElementChild);
+  });
+  source.addEventListener("remove", function (e) {
+    var id = JSON.parse(e.data).id;
+    var items = grid.children;
+    for (var i = items.length - 1; i >= 0; i--) if (items[i].dataset.id === id) grid.removeChild(items[i]);
+    document.getElementById("empty").hidden = grid.children.length > 0;
   });
 })();

@@ -14,6 +14,10 @@
     $("progress").hidden = isFinal(state.status);
     $("done").hidden = state.status !== "completed";
     $("failed").hidden = state.status !== "failed";
+    if (state.status === "failed" && state.error && state.error.code === "content_blocked") {
+      $("failed-title").textContent = data.strings.blocked_title;  // the provider refused the photo: say so kindly
+      $("failed-text").textContent = data.strings.blocked_text;
+    }
     if (isFinal(state.status)) {
       var heading = $(state.status === "completed" ? "done-title" : "failed-title");
       heading.setAttribute("tabindex", "-1");

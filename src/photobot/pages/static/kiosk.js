@@ -1,7 +1,8 @@
 /* Reference kiosk: a worked example of the public API, nothing more.
    1. The event's kiosk token is entered once and kept in localStorage.
-   2. GET  /v1/styles                (Bearer token)  → the style picker.
-   3. POST /v1/jobs, multipart       (Bearer token)  → 202 {id, status, page_url, qr_url}.
+   2. GET  /v1/styles                (Bearer token)  → the style picker;
+      GET  /v1/event                 (Bearer token)  → whether the guest must consent, and to which words.
+   3. POST /v1/jobs, multipart       (Bearer token)  → 202 {id, status, page_url, qr_url} (consent=true if ticked).
    4. Show qr_url; follow page_url + "/events" (Server-Sent Events), or poll page_url + ".json". */
 (function () {
   "use strict";
@@ -57,9 +58,16 @@
     });
   }
 
+  function loadEvent() {
+    return api("/v1/event").then(function (event) {
+      $("consent-text").textContent = event.consent_text;
+      $("consent-box").hidden = !event.consent_required;
+    });
+  }
+
   function start() {
     if (!token) { show("setup"); $("token").focus(); return; }
-    loadStyles().then(function () {
+    Promise.all([loadStyles(), loadEvent()]).then(function () {
       show("capture");
       startCamera();
     }).catch(function (err) {
@@ -136,11 +144,16 @@
   function submit(event) {
     event.preventDefault();
     if (!photo) { $("capture-error").textContent = "Take a photo first."; return; }
+    if (!$("consent-box").hidden && !$("consent").checked) {
+      $("capture-error").textContent = "Please tick the box to agree first.";
+      return;
+    }
     var form = new FormData();
     form.append("image", photo, "photo.jpg");
     var style = document.querySelector("input[name=style]:checked");
     if (style) form.append("style", style.value);
     ["email", "phone"].forEach(function (name) { if ($(name).value.trim()) form.append(name, $(name).value.trim()); });
+    if ($("consent").checked) form.append("consent", "true");
     var button = $("submit");
     button.disabled = true;
     button.textContent = "Sending…";
@@ -230,6 +243,7 @@
     stopFollowing();
     $("email").value = "";
     $("phone").value = "";
+    $("consent").checked = false;
     show("capture");
     startCamera();
   });

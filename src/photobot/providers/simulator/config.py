@@ -35,6 +35,7 @@ class SimConfig:
     callback_delay_s: float = 2.0
     callback_jitter_s: float = 0.0  # extra random delay per callback: slow and out-of-order arrivals
     failure_rate: float = 0.0  # share of tasks that fail (501 callback, failCode "500")
+    content_block_rate: float = 0.0  # share of tasks refused as prohibited content (failCode "422")
     drop_rate: float = 0.0  # share of callbacks never sent (the task still completes for recordInfo)
     duplicate_callbacks: int = 1  # each callback sent this many times
     credit_fields: Literal["new", "old"] = "new"  # creditsConsumed vs consumeCredits + remainedCredits
@@ -47,6 +48,7 @@ class SimConfig:
     fal_keys: list[str] | None = None  # None: any non-empty "Key …"
     fal_payload_error: bool = False  # webhooks carry payload_error instead of the payload
     fal_failure_rate: float = 0.0  # share of fal requests that end in status ERROR
+    fal_content_block_rate: float = 0.0  # share of fal requests refused (ERROR, type content_policy_violation)
     fal_user_id: str = "sim-user"
 
     def update(self, changes: dict[str, Any]) -> None:

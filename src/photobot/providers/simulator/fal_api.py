@@ -63,6 +63,8 @@ async def queue(request: Request) -> Response:
         if not parts[4:] and request.method == "GET":
             if item["status"] != "COMPLETED":
                 return _error(400, "Request is still in progress")
+            if item.get("refused"):
+                return JSONResponse({"detail": _refusal_detail()}, status_code=422)
             if item.get("error"):
                 return _error(422, item["error"])
             return JSONResponse(item["result"])
@@ -90,6 +92,17 @@ async def _submit(sim: SimState, request: Request, model: str) -> Response:
     })  # fmt: skip
 
 
+CONTENT_REFUSAL = "The content was flagged by a content checker."
+
+
+def _refusal_detail() -> list[dict[str, Any]]:
+    """fal's documented shape of a content refusal (HTTP 422 body `detail`, or a webhook payload's)."""
+    return [{
+        "loc": ["body", "image_urls", 0], "msg": CONTENT_REFUSAL, "type": "content_policy_violation",
+        "url": "https://docs.fal.ai/errors#content_policy_violation", "input": "", "categories": ["model_moderated"],
+    }]  # fmt: skip
+
+
 async def _run(sim: SimState, request_id: str, body: dict[str, Any], webhook: str | None, base: str) -> None:
     cfg = sim.config
     item = sim.fal_requests[request_id]
@@ -99,6 +112,9 @@ async def _run(sim: SimState, request_id: str, body: dict[str, Any], webhook: st
     error = None
     if random.random() < cfg.fal_failure_rate:
         error = "Internal error while generating"
+    elif random.random() < cfg.fal_content_block_rate:
+        error = CONTENT_REFUSAL
+        item["refused"] = True
     else:
         try:
             assert sim.http is not None
@@ -126,7 +142,9 @@ async def _run(sim: SimState, request_id: str, body: dict[str, Any], webhook: st
 
 def webhook_body(sim: SimState, request_id: str, item: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {"request_id": request_id, "gateway_request_id": request_id}
-    if item["error"]:
+    if item.get("refused"):
+        body.update(status="ERROR", error="Invalid status code: 422", payload={"detail": _refusal_detail()})
+    elif item["error"]:
         body.update(status="ERROR", error=item["error"], payload={"detail": [{"msg": item["error"]}]})
     elif sim.config.fal_payload_error:
         body.update(status="OK", payload=None, payload_error="Response payload too large to be sent")

@@ -139,6 +139,10 @@ async def create_task(request: Request) -> Response:
     return envelope(sim, 200, {"taskId": task_id})
 
 
+CONTENT_REFUSAL_CODE = "422"
+CONTENT_REFUSAL_MESSAGE = "Your request was rejected: the image contains prohibited content (sensitive content check)."
+
+
 async def _run_task(sim: SimState, task_id: str, body: dict[str, Any], base: str) -> None:
     cfg = sim.config
     task = sim.tasks[task_id]
@@ -151,6 +155,8 @@ async def _run_task(sim: SimState, task_id: str, body: dict[str, Any], base: str
     result_url = None
     if random.random() < cfg.failure_rate:
         fail = ("500", "Internal server error")
+    elif random.random() < cfg.content_block_rate:
+        fail = (CONTENT_REFUSAL_CODE, CONTENT_REFUSAL_MESSAGE)
     else:
         source = None
         if images:
