@@ -97,6 +97,7 @@ class ForgetOut(BaseModel):
     files_deleted: int = Field(description="Photos, uploads and thumbnails deleted from storage.")
     notifications_cancelled: int = Field(description="Messages not sent yet, now never sent.")
     job_ids: list[str]
+    webhook_messages_scrubbed: int = Field(description="Outbound webhook messages whose guest_id was blanked.")
 
 
 class PurgeOut(BaseModel):

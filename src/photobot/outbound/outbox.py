@@ -111,3 +111,26 @@ async def job_ended(session: AsyncSession, bus: Bus, base_url: str, job: Job) ->
     """Publish `job.completed` or `job.failed` for a job `outcomes` just ended, in its transaction."""
     type_ = JOB_COMPLETED if job.state == JobState.completed else JOB_FAILED
     return await publish(session, type_, job_data(base_url, job), event_id=job.event_id, user_id=job.user_id, bus=bus)
+
+
+async def job_messages(session: AsyncSession, event_id: int | None, job_ids: list[str]) -> list[WebhookMessage]:
+    """The `job.completed` / `job.failed` messages written about these jobs of one event (for a guest's export)."""
+    if not job_ids:
+        return []
+    M = table_of(WebhookMessage).c
+    owner = M.event_id == event_id if event_id is not None else M.event_id.is_(None)
+    query = sa.select(WebhookMessage).where(owner, M.type.in_((JOB_COMPLETED, JOB_FAILED))).order_by(M.created_at)
+    wanted = set(job_ids)
+    return [m for m in (await session.execute(query)).scalars() if m.data.get("job_id") in wanted]
+
+
+async def forget_guest(session: AsyncSession, event_id: int | None, job_ids: list[str]) -> int:
+    """Blank the guest id in the messages about these jobs (a guest asked to be forgotten); returns how many
+    messages changed. The messages stay, so integrators still learn how each job ended."""
+    changed = 0
+    for message in await job_messages(session, event_id, job_ids):
+        if message.data.get("guest_id") is not None:
+            message.data = {**message.data, "guest_id": None}
+            session.add(message)
+            changed += 1
+    return changed

@@ -3,14 +3,16 @@
 `/v1/admin/jobs/{id}/approve|hide`). See docs/privacy.md.
 
 - **forget** one guest of one event (by e-mail, phone or guest id): every photo of their jobs is deleted from
-  storage (input, upload, result, thumbnail), their e-mail, phone and guest id are blanked on the job and on its
-  notification rows, unsent notifications are cancelled, and the job row stays, anonymised, with its ledger rows
+  storage (input, upload, result, thumbnail), their e-mail, phone and guest id are blanked on the job, on its
+  notification rows and in the outbound webhook messages about it, unsent notifications are cancelled, and the job
+  row stays, anonymised, with its ledger rows
   (the credit history must keep balancing). A job still in flight is failed first through `jobs.outcomes.fail`
   (its credit released), so no step writes a photo after we deleted it. Pages and media links then answer 410.
   The order — mark and fail, delete the files, then blank the contact — means a store that fails half-way leaves
   the contact in place, so running forget again finds the guest and finishes the job.
 - **export** everything stored about one guest (the jobs, their history, ledger rows, notifications with the
-  unmasked targets — it is the guest's own data — and the photos still stored, with download links).
+  unmasked targets — it is the guest's own data —, the outbound webhook messages about the jobs, and the photos
+  still stored, with download links).
 - **purge** an event: every photo of every job is deleted and the jobs marked purged (their pages answer 410);
   contact details stay (forget removes those).
 - **approve / hide** a photo for the event's gallery and live wall (moderation); walls hear of it at once.
@@ -45,6 +47,7 @@ from photobot.jobs import outcomes
 from photobot.jobs.accept import same_guest
 from photobot.jobs.retention import erase_photos
 from photobot.logs import bind
+from photobot.outbound import outbox
 from photobot.services import Invalid, NotFound
 from photobot.services.operations import WrongState
 from photobot.settings import Settings
@@ -137,6 +140,7 @@ class ForgetReport:
     files_deleted: int
     notifications_cancelled: int
     job_ids: list[str]
+    webhook_messages_scrubbed: int = 0  # outbound job messages whose guest id was blanked
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,7 +184,9 @@ async def forget_guest(
             .values(email=None, phone=None, guest_id=None, request_hash=None, result_urls=[], provider_meta={})
         )
         await session.execute(sa.update(Notification).where(col(Notification.job_id).in_(ids)).values(target=""))
-    report = ForgetReport(event_id, len(ids), failed, deleted, int(getattr(cancelled, "rowcount", 0) or 0), ids)
+        scrubbed = await outbox.forget_guest(session, event_id, ids)
+    cancelled_count = int(getattr(cancelled, "rowcount", 0) or 0)
+    report = ForgetReport(event_id, len(ids), failed, deleted, cancelled_count, ids, scrubbed)
     with bind(event_id=event_id):
         log.info("guest forgotten", extra={"by": guest.describe(), "jobs": len(ids), "files_deleted": deleted})
     return report
@@ -215,6 +221,9 @@ async def export_guest(
         transitions = await rows(JobTransition, col(JobTransition.job_id))
         ledger = await rows(CreditLedger, col(CreditLedger.job_id))
         notifications = await rows(Notification, col(Notification.job_id))
+        messages: dict[str, list[Any]] = {job_id: [] for job_id in ids}
+        for message in await outbox.job_messages(session, event_id, ids):
+            messages[message.data["job_id"]].append(_row(message))
     exported = []
     for job in jobs:
         photos = []
@@ -227,6 +236,7 @@ async def export_guest(
             "transitions": transitions[job.id],
             "ledger": ledger[job.id],
             "notifications": notifications[job.id],
+            "webhook_messages": messages[job.id],
         })  # fmt: skip
     return {
         "event": {"id": event.id, "name": event.name},
