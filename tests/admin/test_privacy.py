@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from photobot.db import Database
-from photobot.db.models import CreditLedger, Job, JobTransition, Notification, WebhookEvent
+from photobot.db.models import CreditLedger, Job, JobTransition, Notification, WebhookEvent, WebhookMessage
 from photobot.links import gallery_url
 from tests.support.api import stored_keys
 from tests.support.images import striped_png
@@ -44,7 +44,7 @@ async def _dump(db: Database) -> str:
     """Every row of every table that could hold a guest's contact details, as one text."""
     async with db.session() as session:
         rows = []
-        for model in (Job, Notification, WebhookEvent, JobTransition, CreditLedger):
+        for model in (Job, Notification, WebhookEvent, JobTransition, CreditLedger, WebhookMessage):
             rows += [r.model_dump(mode="json") for r in (await session.execute(sa.select(model))).scalars()]
     return json.dumps(rows).lower()
 
@@ -69,6 +69,8 @@ async def test_forget_erases_the_guests_photos_and_contact_and_keeps_the_ledger(
         database, smtp_url=DEAD_SMTP.format(port=free_port()), storage_url=storage_url, reconcile_after_s=600
     ) as env:
         await env.set_event(notify_on_failure=True)
+        hook = {"url": "https://hooks.example.com/in", "event_id": env.event_id}  # outbound messages name guest ids
+        assert (await env.client.post("/v1/admin/webhooks", json=hook, headers=env.admin)).status_code == 201
         ana = await env.submit(email=EMAIL, phone=PHONE, guest_id="g-1")
         ana_again = await env.submit(email="ANA@Example.com")  # the same guest, spelled differently
         bob = await env.submit(email="bob@example.com", guest_id="g-2")
@@ -103,6 +105,7 @@ async def test_forget_erases_the_guests_photos_and_contact_and_keeps_the_ledger(
         assert [n["target"] for n in first["notifications"]] == [EMAIL]  # the guest's own data, unmasked
         assert {p["kind"] for p in first["photos"]} == {"input", "result"}
         assert "request_hash" not in first["job"]
+        assert [(m["type"], m["data"]["guest_id"]) for m in first["webhook_messages"]] == [("job.completed", "g-1")]
         by_email = await _post(env, f"/v1/admin/events/{env.event_id}/export", {"email": "ANA@example.COM"})
         assert sorted(j["job"]["id"] for j in by_email["jobs"]) == sorted([ana, ana_again, waiting])
 
@@ -110,6 +113,7 @@ async def test_forget_erases_the_guests_photos_and_contact_and_keeps_the_ledger(
         assert report["jobs"] == 3 and sorted(report["job_ids"]) == sorted([ana, ana_again, waiting])
         assert report["jobs_failed"] == 1  # the waiting one: failed and refunded
         assert report["notifications_cancelled"] >= 3  # two unsent photo mails and the failure apology
+        assert report["webhook_messages_scrubbed"] == 1  # the guest id in the first job's job.completed
         forgotten = [ana, ana_again, waiting]
         assert report["files_deleted"] == len(_keys_of(before, forgotten)) >= 6
 
