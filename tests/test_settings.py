@@ -75,3 +75,34 @@ def test_env_file_is_read(tmp_path: Path) -> None:
     env.write_text("PHOTOBOT_PORT=9123\nPHOTOBOT_JOB_TIMEOUT_S=600\n")
     settings = load_settings(env_file=str(env))
     assert settings.port == 9123 and settings.job_timeout_s == 600
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [("127.0.0.1", 8765, "http://127.0.0.1:8765"), ("0.0.0.0", 9000, "http://127.0.0.1:9000"),
+     ("::", 9001, "http://127.0.0.1:9001"), ("::1", 9002, "http://[::1]:9002"),
+     ("booth.local", 80, "http://booth.local:80")],
+)  # fmt: skip
+def test_public_base_url_follows_the_listening_address(
+    monkeypatch: pytest.MonkeyPatch, host: str, port: int, expected: str
+) -> None:
+    monkeypatch.setenv("PHOTOBOT_HOST", host)
+    monkeypatch.setenv("PHOTOBOT_PORT", str(port))
+    settings = load_settings(env_file=None)
+    assert settings.public_base_url == expected
+    assert "unset" in settings.public_base_url_source
+
+
+def test_an_explicit_public_base_url_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOTOBOT_PORT", "8765")
+    monkeypatch.setenv("PHOTOBOT_PUBLIC_BASE_URL", "https://booth.example.com/")
+    settings = load_settings(env_file=None)
+    assert settings.public_base_url == "https://booth.example.com"
+    assert settings.public_base_url_source == "PHOTOBOT_PUBLIC_BASE_URL"
+
+
+def test_env_example_copied_to_env_gives_the_defaults(tmp_path: Path) -> None:
+    """`.env.example` says "copy to .env": as shipped (empty values included) it must load, and give the defaults."""
+    loaded = load_settings(env_file=str(ROOT / ".env.example"), var_dir=tmp_path)
+    defaults = load_settings(env_file=None, var_dir=tmp_path)
+    assert loaded.model_dump() == defaults.model_dump()
