@@ -39,7 +39,7 @@ from photobot.providers.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from photobot.providers.signatures import JwksCache
 from photobot.providers.submit import Submitter
 from photobot.runtime import Runtime
-from photobot.settings import ProviderName, Settings
+from photobot.settings import ProviderName, Settings, listening_url
 from photobot.signing import PROBE_HEADER, CallbackTokens
 
 log = logging.getLogger(__name__)
@@ -221,25 +221,38 @@ async def report_callback_reach(runtime: Runtime, live: LiveProvider, simulator_
 
 
 async def probe_reach(runtime: Runtime, base_url: str, *, timeout_s: float = REACH_TIMEOUT_S) -> str | None:
-    """None when `base_url` reaches a Photobot with our secret; else what went wrong (for the log line)."""
-    probe = runtime.reach_probe
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    error = "no answer"
+    """None when `base_url` reaches a Photobot with our secret; else what went wrong (for the log line).
+
+    This runs while the server is still starting, so it retries; once our own listening address answers (the
+    server is up) the public address gets two more seconds, not the whole `timeout_s`."""
+    settings = runtime.settings
+    own = listening_url(settings.host, settings.port)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
     while True:
-        nonce = probe.nonce()
-        try:
-            answer = await runtime.http.get(
-                f"{base_url}/healthz", headers={PROBE_HEADER: nonce}, timeout=2.0, follow_redirects=False
-            )
-            if probe.verify(nonce, answer.headers.get(PROBE_HEADER)):
-                return None
-            # Something answers there, but not a Photobot with our secret: it would refuse our callback tokens.
-            error = f"HTTP {answer.status_code} from something other than this Photobot"
-        except httpx.HTTPError as exc:
-            error = type(exc).__name__
-        if asyncio.get_running_loop().time() >= deadline:
+        error = await _probe_once(runtime, base_url)
+        if error is None:
+            return None
+        if own != base_url and loop.time() + 2.0 < deadline and await _probe_once(runtime, own) is None:
+            deadline = loop.time() + 2.0  # we are listening, the public address does not lead here
+        if loop.time() >= deadline:
             return error
         await asyncio.sleep(0.25)
+
+
+async def _probe_once(runtime: Runtime, base_url: str) -> str | None:
+    probe = runtime.reach_probe
+    nonce = probe.nonce()
+    try:
+        answer = await runtime.http.get(
+            f"{base_url}/healthz", headers={PROBE_HEADER: nonce}, timeout=2.0, follow_redirects=False
+        )
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    if probe.verify(nonce, answer.headers.get(PROBE_HEADER)):
+        return None
+    # Something answers there, but not a Photobot with our secret: it would refuse our callback tokens.
+    return f"HTTP {answer.status_code} from something other than this Photobot"
 
 
 # --- factories ---------------------------------------------------------------------------------------------
