@@ -163,10 +163,14 @@ def _log_live(live: LiveProvider, simulator_url: str | None, dispatching: bool) 
     if live.name != ProviderName.simulator.value:
         log.info("provider: %s (%s)", PROVIDER_LABELS[live.name], live.reason)
     elif simulator_url:
+        hint = (
+            ""
+            if live.reason.startswith("PHOTOBOT_PROVIDER")
+            else "; to use kie.ai: photobot keys add --provider kie KEY, then restart"
+        )
         log.warning(
-            "provider: the built-in simulator at %s, for kie and fal styles (%s; to use kie.ai: "
-            "photobot keys add --provider kie KEY, then restart)", simulator_url, live.reason,
-        )  # fmt: skip
+            "provider: the built-in simulator at %s, for kie and fal styles (%s%s)", simulator_url, live.reason, hint
+        )
     elif dispatching is False:
         log.info("provider: the simulator (%s); this process does not dispatch, the workers run it", live.reason)
 
