@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from photobot.db import Database
 from photobot.db.migrate import head_revision
-from photobot.db.models import ClientToken, CreditLedger, Event, Job, ProviderKey, Style, utcnow
+from photobot.db.models import ClientToken, CreditLedger, Event, Job, Notification, ProviderKey, Style, utcnow
 from photobot.jobs import credits
 from photobot.signing import hash_token
 
@@ -347,6 +347,12 @@ async def test_keys_and_tokens(cli: Run, db_url: str) -> None:
     unknown_key.failed("key 999 not found")
     unknown_event.failed("event 999 not found")
     assert await _rows(db_url, sa.select(ProviderKey.secret, ProviderKey.active)) == [(secret, False)]
+    enabled, unknown_enable = await _all(
+        cli("keys", "enable", str(key["id"]), "--json"), cli("keys", "enable", "999", "--json")
+    )
+    assert (enabled.json()["active"], enabled.json()["disabled_reason"]) == (True, None)
+    assert secret[:-4] not in enabled.out
+    unknown_enable.failed("key 999 not found")
 
     created = [event_token.json(), app_token.json(), admin_token.json()]
     assert [(t["scope"], t["event_id"]) for t in created] == [("event", event_id), ("app", None), ("admin", None)]
@@ -415,6 +421,14 @@ async def test_jobs_list_and_show(cli: Run, db_url: str) -> None:
     event_id = await _insert_event(db_url, "Jobs")
     other = await _insert_event(db_url, "Empty")
     job_id = await _insert_job(db_url, event_id)
+    push = "ntfy://tk_secretpushtoken@ntfy.example/booth"
+    db = Database(db_url)
+    try:
+        async with db.session() as session:
+            session.add(Notification(job_id=job_id, channel="push:0", target=push, state="failed", attempts=5,
+                                     last_error="HTTP 500"))  # fmt: skip
+    finally:
+        await db.close()
 
     everything, filtered, for_other, shown, unknown, *extra = await _all(
         cli("jobs", "list", "--json"),
@@ -427,6 +441,7 @@ async def test_jobs_list_and_show(cli: Run, db_url: str) -> None:
                 cli("jobs", "list", "--state", "bogus", "--json"),
                 cli("jobs", "list", "--state", "processing", "--json"),
                 cli("jobs", "list"),
+                cli("jobs", "show", job_id),
             )
             if cli.sqlite
             else ()
@@ -437,9 +452,20 @@ async def test_jobs_list_and_show(cli: Run, db_url: str) -> None:
     assert for_other.json() == []
     job = shown.json()
     assert (job["id"], job["event_id"], job["state"], job["transitions"]) == (job_id, event_id, "pending", [])
-    assert "request_hash" not in job
+    assert [(r["reason"], r["delta"]) for r in job["ledger"]] == [("reserve", -1)]
+    assert [(n["channel"], n["state"], n["target"]) for n in job["notifications"]] == [("push:0", "failed", "ntfy://…")]
+    assert "request_hash" not in job and "tk_secret" not in shown.out
     unknown.failed("job nope not found")
     if extra:
         extra[0].failed("unknown state 'bogus'")
         assert extra[1].json() == []
         assert job_id in extra[2].ok().out
+        text = extra[3].ok().out
+        assert text.startswith(f"job {job_id}  pending") and "tk_secret" not in text
+        for line in (
+            "transitions:\n  (none)",
+            "ledger:\n",
+            "reserve  -1  event",
+            "push:0     ready  failed   ntfy://…",
+        ):
+            assert line in text, text

@@ -40,3 +40,13 @@ async def list_keys(as_json: bool) -> None:
 async def disable_key(key_id: int, as_json: bool) -> None:
     async with session_scope(settings_from_env()) as session:
         emit(public_view(await svc.disable_key(session, key_id)), as_json)
+
+
+@keys.command("enable")
+@click.argument("key_id", type=int)
+@json_option
+@run_async
+async def enable_key(key_id: int, as_json: bool) -> None:
+    """Use a key again: after a top-up, or once a key the provider refused (401) is fixed."""
+    async with session_scope(settings_from_env()) as session:
+        emit(public_view(await svc.enable_key(session, key_id)), as_json)
