@@ -48,7 +48,7 @@ def bad_request(code: str, detail: str) -> Problem:
 async def read_json(request: Request, max_image_bytes: int) -> dict[str, Any]:
     limit = (max_image_bytes + 2) // 3 * 4 + JSON_OVERHEAD  # base64 grows 4/3
     body = bytearray()
-    async for chunk in iter_body(request, limit, too_large=lambda: ImageTooLarge(limit)):
+    async for chunk in iter_body(request, limit, too_large=lambda: ImageTooLarge(max_image_bytes)):
         body.extend(chunk)
     data = parse_json(bytes(body))
     if not isinstance(data, dict):
@@ -169,7 +169,7 @@ async def receive_form(request: Request, tmp_dir: Path, max_image_bytes: int) ->
     limit = max_image_bytes + FORM_OVERHEAD
     try:
         parser = MultipartParser(boundary, sink.callbacks())
-        async for chunk in iter_body(request, limit, too_large=lambda: ImageTooLarge(limit)):
+        async for chunk in iter_body(request, limit, too_large=lambda: ImageTooLarge(max_image_bytes)):
             parser.write(chunk)
         parser.finalize()
         if sink.open_file:
