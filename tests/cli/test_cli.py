@@ -172,7 +172,8 @@ async def test_migrate_and_bootstrap(cli: Run, db_url: str, tmp_path: Path) -> N
     )
     assert plain_migrate.ok().out == ""  # the human message goes to stderr
     assert first["token"] in plain_bootstrap.ok().out  # the demo token and how to use it
-    assert "/v1/jobs" in plain_bootstrap.out
+    assert "`photobot serve` prints a curl" in plain_bootstrap.out  # the job curl comes once the server listens
+    assert "/v1/purchases" in plain_bootstrap.out and "demo-token.txt" in plain_bootstrap.out
     missing_table.failed("photobot migrate")
     unreachable.failed("ConnectionRefusedError")
     unreachable_migrate.failed("ConnectionRefusedError")
