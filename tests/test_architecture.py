@@ -7,7 +7,7 @@ The layers, bottom to top (a module may import its own layer and the ones below)
 | foundation | `settings`, `problems`, `metrics`, `logs`, `signing`, `links`, `data` (the default catalogue) |
 | stores | `db`, `storage`, `net`, `bus`, `intake` |
 | process resources | `runtime` |
-| providers and notifications | `providers`, `notify` |
+| providers, notifications, outbound webhooks | `providers`, `notify`, `outbound` |
 | the job pipeline | `jobs` |
 | operator operations, payments | `services`, `payments` |
 | HTTP | `web`, `api`, `webhooks`, `pages`, `admin` |
@@ -37,7 +37,7 @@ LAYERS: list[set[str]] = [
     {"settings", "problems", "metrics", "logs", "signing", "links", "data", "jsontext"},
     {"db", "storage", "net", "bus", "intake"},
     {"runtime"},
-    {"providers", "notify"},
+    {"providers", "notify", "outbound"},
     {"jobs"},
     {"services", "payments"},
     {"web", "api", "webhooks", "pages", "admin"},

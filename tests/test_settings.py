@@ -57,6 +57,21 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str
     assert "\n" not in str(info.value)
 
 
+def test_webhook_retry_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(env_file=None).webhook_retry_schedule == [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+    monkeypatch.setenv("PHOTOBOT_WEBHOOK_RETRY_SCHEDULE", "0, 0.2,0.2")
+    assert load_settings(env_file=None).webhook_retry_schedule == [0.0, 0.2, 0.2]
+    monkeypatch.setenv("PHOTOBOT_WEBHOOK_RETRY_SCHEDULE", "")  # empty, like every variable: the default
+    assert load_settings(env_file=None).webhook_retry_schedule == [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+    for bad, message in (("5,10", "the first delay must be 0"), ("0,x", "numbers of seconds"), (" , ", "1 to 50"),
+                         ("0,-1", "between 0 and 604800"), ("0,nan", "between 0 and 604800"),
+                         (",".join(["0"] * 51), "1 to 50")):  # fmt: skip
+        monkeypatch.setenv("PHOTOBOT_WEBHOOK_RETRY_SCHEDULE", bad)
+        with pytest.raises(SettingsError) as info:
+            load_settings(env_file=None)
+        assert str(info.value).startswith("PHOTOBOT_WEBHOOK_RETRY_SCHEDULE: ") and message in str(info.value), bad
+
+
 def test_production_requires_a_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PHOTOBOT_ENV", "production")
     with pytest.raises(SettingsError, match="PHOTOBOT_SECRET_KEY is required"):
@@ -78,19 +93,26 @@ def test_env_file_is_read(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("host", "port", "expected"),
-    [("127.0.0.1", 8765, "http://127.0.0.1:8765"), ("0.0.0.0", 9000, "http://127.0.0.1:9000"),
-     ("::", 9001, "http://127.0.0.1:9001"), ("::1", 9002, "http://[::1]:9002"),
-     ("booth.local", 80, "http://booth.local:80")],
-)  # fmt: skip
-def test_public_base_url_follows_the_listening_address(
-    monkeypatch: pytest.MonkeyPatch, host: str, port: int, expected: str
+    ("env", "expected"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"PHOTOBOT_PORT": "8765"}, "http://127.0.0.1:8765"),
+        ({"PHOTOBOT_HOST": "0.0.0.0", "PHOTOBOT_PORT": "9000"}, "http://127.0.0.1:9000"),
+        ({"PHOTOBOT_HOST": "::1", "PHOTOBOT_PORT": "9001"}, "http://[::1]:9001"),
+        ({"PHOTOBOT_HOST": "booth.local"}, "http://booth.local:8000"),
+        (
+            {"PHOTOBOT_PORT": "8765", "PHOTOBOT_PUBLIC_BASE_URL": "https://booth.example.com/"},
+            "https://booth.example.com",
+        ),
+        ({"PHOTOBOT_PORT": "8765", "PHOTOBOT_PUBLIC_BASE_URL": ""}, "http://127.0.0.1:8765"),
+    ],
+)
+def test_the_public_address_follows_the_listener_unless_set(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
 ) -> None:
-    monkeypatch.setenv("PHOTOBOT_HOST", host)
-    monkeypatch.setenv("PHOTOBOT_PORT", str(port))
-    settings = load_settings(env_file=None)
-    assert settings.public_base_url == expected
-    assert "unset" in settings.public_base_url_source
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings(env_file=None).public_base_url == expected
 
 
 def test_an_explicit_public_base_url_wins(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,18 +1,19 @@
 """Wake-ups and job updates between processes: Redis pub/sub when configured, in-process otherwise.
 
-Four kinds of messages travel here:
+Five kinds of messages travel here:
 - `wake`: "a job became due" (a callback arrived, a job was accepted), so an idle dispatcher reacts in
   milliseconds instead of at its next poll;
 - `notify`: "a notification was queued" (a job completed or failed), so an idle notifier sends it at once;
+- `webhooks`: "an outbound webhook message was written" (or replayed), so an idle webhook sender sends it at once;
 - `job:{public_id}` / `event:{event_id}`: a job changed state, for live status pages and gallery walls (SSE) on any
   web process;
 - `tokens`: a client token was revoked, so every web process drops it from its token cache at once.
 
-Nothing here is a source of truth: a lost message costs latency (the dispatcher and notifier still poll, pages
-still re-read the database), never data. So publishing never blocks the caller: `wake_dispatchers`,
-`wake_notifiers` and `job_changed` are plain functions that schedule the publish in the background (a wake-up
-already on its way absorbs the next ones, and under load one publish per `COALESCE_S` carries them all), and
-when Redis is down they degrade to this process.
+Nothing here is a source of truth: a lost message costs latency (the dispatcher, notifier and webhook sender
+still poll, pages still re-read the database), never data. So publishing never blocks the caller:
+`wake_dispatchers`, `wake_notifiers`, `wake_webhook_senders` and `job_changed` are plain functions that schedule
+the publish in the background (a wake-up already on its way absorbs the next ones, and under load one publish
+per `COALESCE_S` carries them all), and when Redis is down they degrade to this process.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 WAKE_CHANNEL = "photobot:wake"
 NOTIFY_CHANNEL = "photobot:notify"
+WEBHOOKS_CHANNEL = "photobot:webhooks"
 JOB_CHANNEL_PREFIX = "photobot:job:"
 EVENT_CHANNEL_PREFIX = "photobot:event:"
 TOKENS_CHANNEL = "photobot:tokens"
@@ -43,6 +45,7 @@ class Bus:
         self.redis = redis
         self.wake_event = asyncio.Event()  # dispatchers of this process wait on it
         self.notify_event = asyncio.Event()  # notifiers of this process wait on it
+        self.webhook_event = asyncio.Event()  # webhook senders of this process wait on it
         self._local: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._listener: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -60,6 +63,11 @@ class Bus:
         """Tell every notifier that a notification is due."""
         self.notify_event.set()
         self._coalesced(NOTIFY_CHANNEL)
+
+    def wake_webhook_senders(self) -> None:
+        """Tell every webhook sender that a delivery is due."""
+        self.webhook_event.set()
+        self._coalesced(WEBHOOKS_CHANNEL)
 
     def job_changed(self, job_id: str, public_id: str, status: str, event_id: int | None = None) -> None:
         """Live pages of the job (and, once it completed, the event's gallery walls) should look again."""
@@ -129,6 +137,9 @@ class Bus:
         if channel == NOTIFY_CHANNEL:
             self.notify_event.set()
             return
+        if channel == WEBHOOKS_CHANNEL:
+            self.webhook_event.set()
+            return
         if channel == TOKENS_CHANNEL:
             if isinstance(message.get("token_id"), int):
                 self._revoked(message["token_id"])
@@ -171,8 +182,9 @@ class Bus:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.psubscribe(
-                    WAKE_CHANNEL, NOTIFY_CHANNEL, TOKENS_CHANNEL, JOB_CHANNEL_PREFIX + "*", EVENT_CHANNEL_PREFIX + "*"
-                )
+                    WAKE_CHANNEL, NOTIFY_CHANNEL, WEBHOOKS_CHANNEL, TOKENS_CHANNEL,
+                    JOB_CHANNEL_PREFIX + "*", EVENT_CHANNEL_PREFIX + "*",
+                )  # fmt: skip
                 delay = 0.5
                 async for item in pubsub.listen():
                     if item.get("type") not in ("message", "pmessage"):
@@ -190,6 +202,7 @@ class Bus:
                 log.warning("bus: redis subscription lost", extra={"error": type(exc).__name__})
                 self.wake_event.set()
                 self.notify_event.set()
+                self.webhook_event.set()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             finally:

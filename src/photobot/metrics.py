@@ -3,8 +3,8 @@
 Two kinds of metrics live here:
 
 - **Process counters and histograms** (HTTP requests, job transitions, time in state, provider calls,
-  callbacks, notifications, credit operations) are kept by the process that did the work. When several
-  processes run on one host (`photobot serve --workers N`, web + worker side by side), set
+  callbacks, notifications, credit operations, outbound webhook attempts) are kept by the process that did the
+  work. When several processes run on one host (`photobot serve --workers N`, web + worker side by side), set
   `PROMETHEUS_MULTIPROC_DIR` to an empty directory shared by them *before they start*: prometheus-client then
   keeps the values in files there and `/metrics` sums them with a `MultiProcessCollector`.
 - **Database gauges** (jobs by state, the due-job backlog, each provider key's state) describe shared truth,
@@ -85,6 +85,20 @@ PAYMENTS_APPLIED = Counter(
     ["outcome"],
 )
 
+WEBHOOK_DELIVERIES = Counter(
+    "photobot_webhook_deliveries",
+    "Outbound webhook attempts, by message type and outcome: delivered (2xx), retry (failed, another attempt is "
+    "scheduled), failed (the schedule is used up), skipped (the endpoint was disabled before the attempt).",
+    ["type", "outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "photobot_webhook_attempt_seconds", "Time an outbound webhook attempt took, until the answer or the failure.",
+    buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+WEBHOOK_ENDPOINTS_DISABLED = Counter(
+    "photobot_webhook_endpoints_disabled", "Webhook endpoints disabled because every attempt failed for too long."
+)
+
 CALLBACK_OUTCOME_BY_STATUS = {401: "forged", 403: "forged", 413: "too_large", 400: "malformed", 422: "malformed",
                               429: "rate_limited"}  # fmt: skip
 
@@ -106,6 +120,16 @@ def notification_result(channel: str, outcome: str) -> None:
 
 def payment_applied(outcome: str) -> None:
     PAYMENTS_APPLIED.labels(outcome).inc()
+
+
+def webhook_attempt(type_: str, outcome: str, seconds: float | None = None) -> None:
+    WEBHOOK_DELIVERIES.labels(type_, outcome).inc()
+    if seconds is not None:
+        WEBHOOK_SECONDS.observe(seconds)
+
+
+def webhook_endpoint_disabled() -> None:
+    WEBHOOK_ENDPOINTS_DISABLED.inc()
 
 
 def credit_operation(operation: str, account: str, amount: int = 0) -> None:

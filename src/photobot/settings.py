@@ -124,7 +124,16 @@ class Settings(BaseSettings):
     purchase_expiry_s: int = Field(86400, ge=60)  # a purchase still pending this long is cancelled
     purchase_rate_limit: str = "30/minute"  # purchases created per client token
     mercadopago_webhook_rate_limit: str = "600/minute"  # notifications per client address
-    operator_alert_urls: CsvSecrets = Field(default_factory=list)  # Apprise URLs for payment alerts
+    operator_alert_urls: CsvSecrets = Field(default_factory=list)  # Apprise URLs for payment and webhook alerts
+
+    # --- outbound webhooks (Standard Webhooks; docs/webhooks.md) --------------------------------------
+    # seconds before each attempt of one message to one endpoint (the first is 0: at once), with jitter
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    webhook_timeout_s: float = Field(15.0, gt=0, le=60)  # a 2xx within this long is a success
+    webhook_disable_after_s: int = Field(5 * 86400, ge=60)  # an endpoint failing this long is disabled
+    webhook_secret_overlap_s: int = Field(86400, ge=0)  # after rotate-secret the old secret still signs this long
 
     # --- notifications -------------------------------------------------------------------------
     smtp_url: SecretStr | None = None
@@ -138,6 +147,23 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _retry_schedule(cls, value: object) -> object:
+        """`0,5,300`: seconds, each from 0 to a week, the first 0; at least one attempt, at most 50."""
+        items = _split_csv(value)
+        if not isinstance(items, list) or not 1 <= len(items) <= 50:
+            raise ValueError("must be 1 to 50 comma-separated numbers of seconds, e.g. 0,5,300")
+        try:
+            delays = [float(item) for item in items]
+        except (TypeError, ValueError):
+            raise ValueError("must be comma-separated numbers of seconds, e.g. 0,5,300") from None
+        if any(not 0 <= d <= 7 * 86400 for d in delays):  # NaN fails this too
+            raise ValueError("each delay must be between 0 and 604800 seconds")
+        if delays[0] != 0:
+            raise ValueError("the first delay must be 0: a message's first attempt is made as soon as it is written")
+        return delays
 
     @field_validator(
         "public_base_url",

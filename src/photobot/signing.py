@@ -8,6 +8,7 @@
 | gallery links | HMAC over (event id, expiry) | `/e/{event_id}/gallery?sig={expiry}.{signature}` |
 | Mercado Pago notifications | `x-signature: ts=…,v1=…`: HMAC-SHA256, webhook secret | `/webhooks/mercadopago` |
 | reach probes | HMAC over a caller's nonce | `GET /healthz` with `X-Photobot-Probe` (start-up callback check) |
+| outbound webhooks | `webhook-signature: v1,<base64>` (Standard Webhooks), one per live endpoint secret | `outbound/` |
 
 Our own keyed values use HMAC-SHA256 (itsdangerous) with `Settings.secret_keys()`: the newest secret signs, every
 secret verifies, so rotating `PHOTOBOT_SECRET_KEY` (the old one kept in `PHOTOBOT_OLD_SECRET_KEYS`) keeps what was
@@ -17,14 +18,17 @@ worthless for another.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from itsdangerous import BadData, BadSignature, Signer, URLSafeTimedSerializer
+from standardwebhooks import Webhook
 
 # --- client bearer tokens --------------------------------------------------------------------------------------
 TOKEN_PREFIX = "pbt_"  # noqa: S105 - a public prefix (easy to spot and redact), not a secret
@@ -215,3 +219,21 @@ def verify_mercadopago_signature(
         return False
     expected = mercadopago_signature(secret, data_id, request_id, ts).rpartition("v1=")[2]
     return hmac.compare_digest(expected, v1.lower())
+
+
+# --- outbound webhooks (Standard Webhooks 1.0) ------------------------------------------------------------------
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - the spec's public prefix, not a secret
+
+
+def generate_webhook_secret() -> str:
+    """A new endpoint secret: `whsec_` + base64 of 32 random bytes (what the spec and its libraries expect)."""
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def webhook_signature(secrets_: list[str], msg_id: str, timestamp: int, body: str) -> str:
+    """The `webhook-signature` header: `v1,<base64>` per secret, space-separated (newest first).
+
+    Signed with the `standardwebhooks` library itself, so what receivers verify with it is exactly what we send;
+    several signatures are how the spec lets a receiver still holding the old secret verify during a rotation."""
+    at = datetime.fromtimestamp(timestamp, UTC)
+    return " ".join(Webhook(secret).sign(msg_id, at, body) for secret in secrets_)

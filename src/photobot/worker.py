@@ -1,4 +1,5 @@
-"""A worker: the dispatcher, the notifier and the payment reconciler, as background tasks of one process.
+"""A worker: the dispatcher, the notifier, the webhook sender and the payment reconciler, as background tasks of one
+process.
 
 `photobot serve` runs it inside the web process (the embedded default); `photobot worker` runs it alone so
 web and workers scale apart. Both use `Worker.running(runtime)`, which starts everything and, on exit,
@@ -18,6 +19,7 @@ from photobot import metrics
 from photobot.jobs.dispatcher import Dispatcher
 from photobot.jobs.retention import run_retention
 from photobot.notify import Notifier
+from photobot.outbound.sender import WebhookSender
 from photobot.payments.gateway import Payments
 from photobot.payments.reconcile import Reconciler
 from photobot.providers.assembly import Providers
@@ -52,9 +54,11 @@ class Worker:
         runtime.images.warm_up()  # the submit step cleans uploads in these processes
         dispatcher = Dispatcher(runtime, providers)
         notifier = Notifier(runtime.db, runtime.settings, runtime.storage, on_result=metrics.notification_result)
+        webhooks = WebhookSender.for_runtime(runtime)
         tasks = [
             asyncio.create_task(dispatcher.run_forever(), name="dispatcher"),
             asyncio.create_task(notifier.run_forever(stop, runtime.bus.notify_event), name="notifier"),
+            asyncio.create_task(webhooks.run_forever(stop, runtime.bus.webhook_event), name="webhooks"),
             asyncio.create_task(run_retention(runtime, stop), name="retention"),
             asyncio.create_task(Reconciler(runtime, payments).run_forever(stop), name="payments"),
         ]
@@ -69,3 +73,4 @@ class Worker:
                 task.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.gather(*tasks, return_exceptions=True)
+            await webhooks.aclose()

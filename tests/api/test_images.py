@@ -43,9 +43,9 @@ async def test_size_limit_is_413_and_enforced_while_reading(api: Stack) -> None:
     big = noise_jpeg(5 * MB + 100_000)  # a real JPEG just over the default 5 MB cap
     headers = api.auth
     async with unchanged(api):
-        for answer in (await submit_multipart(api, big), await submit_json(api, big)):
-            # the byte number the docs give for PHOTOBOT_MAX_IMAGE_BYTES, not the body cap (image + form overhead)
-            assert assert_problem(answer, 413, "image_too_large")["detail"] == "The image is larger than 5242880 bytes."
+        for submit in (submit_multipart, submit_json):
+            body = assert_problem(await submit(api, big), 413, "image_too_large")
+            assert "5242880 bytes" in body["detail"], body  # the image cap the docs name, whatever the encoding
 
         # Proof that the cap is enforced while reading: the client sends more than the cap and then stops
         # without finishing the body; the answer must already be there. Chunked (no Content-Length) ...

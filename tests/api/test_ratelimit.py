@@ -1,4 +1,4 @@
-"""Submission rate limit per token (slowapi): memory, Redis, and a dead Redis that must not stall intake."""
+"""Submission rate limit per token (limits.aio): memory, Redis, and a dead Redis that must not stall intake."""
 
 from __future__ import annotations
 

@@ -351,9 +351,10 @@ async def test_keys_and_tokens(cli: Run, db_url: str) -> None:
     enabled, unknown_enable = await _all(
         cli("keys", "enable", str(key["id"]), "--json"), cli("keys", "enable", "999", "--json")
     )
-    assert (enabled.json()["active"], enabled.json()["disabled_reason"]) == (True, None)
+    assert enabled.json()["active"] is True and not enabled.json()["disabled_reason"]
     assert secret[:-4] not in enabled.out
     unknown_enable.failed("key 999 not found")
+    assert await _rows(db_url, sa.select(ProviderKey.secret, ProviderKey.active)) == [(secret, True)]
 
     created = [event_token.json(), app_token.json(), admin_token.json()]
     assert [(t["scope"], t["event_id"]) for t in created] == [("event", event_id), ("app", None), ("admin", None)]

@@ -390,15 +390,18 @@ def test_processor_from_settings(make_settings) -> None:
     assert (processor.max_pixels, processor.max_long_side, processor.concurrency) == (1_000_000, 1024, 3)
 
 
-def test_pool_processes_die_with_their_parent(tmp_path: Path) -> None:
-    """A worker killed with SIGKILL (no atexit, no shutdown) takes its image processes with it."""
+@pytest.mark.parametrize("when", ["working", "still starting"])
+def test_pool_processes_die_with_their_parent(tmp_path: Path, when: str) -> None:
+    """A worker killed with SIGKILL (no atexit, no shutdown) takes its image processes with it — also when it is
+    killed while they are still starting (a worker killed right after its start warmed the pool)."""
     source = tmp_path / "in.png"
     source.write_bytes(encode(Image.new("RGB", (64, 64), RED), "PNG"))
+    use = f"asyncio.run(p.process({str(source)!r}))" if when == "working" else "p.warm_up()"
     script = (
         "import asyncio, sys\n"
         "from photobot.intake import images\n"
         f"p = images.ImageProcessor(max_pixels=10**6, concurrency=2, dest_dir={str(tmp_path)!r})\n"
-        f"asyncio.run(p.process({str(source)!r}))\n"
+        f"{use}\n"
         "print(*images._POOL._processes, flush=True)\n"
         "sys.stdin.read()\n"
     )

@@ -387,3 +387,65 @@ class AdminPurchaseOut(BaseModel):
     credits: int
     price: str
     currency: str
+
+
+# --- outbound webhooks (docs/webhooks.md) ---------------------------------------------------------------------
+WebhookType = Literal["job.completed", "job.failed", "credits.low", "purchase.approved"]
+
+
+class WebhookCreate(BaseModel):
+    model_config = _STRICT
+    url: str = Field(min_length=1, max_length=2000, description="https, a public address (see docs/webhooks.md)")
+    event_id: int | None = Field(None, ge=1, le=INT_MAX, description="Hear this event only; omitted: every event")
+    types: list[WebhookType] | None = Field(None, min_length=1, description="Message types; omitted: all of them")
+    description: str | None = Field(None, max_length=200)
+
+
+class WebhookRotate(BaseModel):
+    model_config = _STRICT
+    overlap_s: int | None = Field(
+        None, ge=0, le=30 * 86400, description="Seconds the old secret keeps signing; default the setting"
+    )
+
+
+class WebhookOut(BaseModel):
+    id: int
+    url: str
+    types: list[str]
+    event_id: int | None
+    description: str | None
+    active: bool
+    disabled_reason: str | None
+    failing_since: datetime | None
+    old_secret_until: datetime | None = Field(description="While a rotation's old secret still signs")
+    created_at: datetime
+
+
+class WebhookWithSecret(WebhookOut):
+    secret: str = Field(description="`whsec_…`: shown only in this answer (add, rotate-secret)")
+
+
+class WebhookAttemptOut(BaseModel):
+    at: datetime
+    status: int | None = Field(description="The HTTP status, or null when no answer came (refused, timeout)")
+    error: str | None
+    duration_ms: int
+
+
+class WebhookDeliveryOut(BaseModel):
+    message_id: str = Field(description="The `webhook-id` the receiver saw")
+    type: str
+    created_at: datetime
+    endpoint_id: int
+    state: Literal["pending", "sending", "delivered", "failed"]
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    history: list[WebhookAttemptOut]
+
+
+class WebhookDeliveriesQuery(BaseModel):
+    model_config = _STRICT
+    limit: int = Field(50, ge=1, le=1000)

@@ -47,6 +47,6 @@ async def disable_key(key_id: int, as_json: bool) -> None:
 @json_option
 @run_async
 async def enable_key(key_id: int, as_json: bool) -> None:
-    """Use a key again: after a top-up, or once a key the provider refused (401) is fixed."""
+    """Use a disabled or cooled-down key again (its failure count starts afresh)."""
     async with session_scope(settings_from_env()) as session:
         emit(public_view(await svc.enable_key(session, key_id)), as_json)

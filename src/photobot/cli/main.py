@@ -27,6 +27,7 @@ TOP = {
     "jobs": "photobot.cli.jobs:jobs",
     "packs": "photobot.cli.packs:packs",
     "purchases": "photobot.cli.purchases:purchases",
+    "webhooks": "photobot.cli.webhooks:webhooks",
     "mercadopago-simulator": "photobot.cli.simulator:mercadopago_command",
 }
 

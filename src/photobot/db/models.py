@@ -453,4 +453,85 @@ class CreditAlert(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("event_id", "threshold", name="uq_credit_alerts_threshold"),)
 
 
+def new_message_id() -> str:
+    """A webhook message's id, the `webhook-id` header: stable across retries, so receivers can dedupe on it."""
+    return "msg_" + uuid.uuid4().hex
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """An operator's URL that hears signed messages (Standard Webhooks); only `outbound/` changes these rows.
+
+    `secret` signs every message; after a rotation `old_secret` signs too (a second signature) until
+    `old_secret_until`. With `event_id` the endpoint hears that event's messages only. `failing_since` is the first
+    failed attempt since the last success: an endpoint failing long enough is disabled (`disabled_reason`) and
+    `alert_pending` asks the delivery loop to tell the operator.
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=2000)
+    secret: str = Field(max_length=100)
+    old_secret: str | None = Field(default=None, max_length=100)
+    old_secret_until: datetime | None = _ts()
+    types: list[str] = _json(list)
+    event_id: int | None = Field(default=None, foreign_key="events.id", index=True)
+    description: str | None = Field(default=None, max_length=200)
+    active: bool = True
+    disabled_reason: str | None = Field(default=None, max_length=200)
+    failing_since: datetime | None = _ts()
+    alert_pending: bool = False
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class WebhookMessage(SQLModel, table=True):
+    """One thing that happened (`job.completed`, …), written in the transaction that made it happen (the outbox)."""
+
+    __tablename__ = "webhook_messages"
+
+    id: str = Field(default_factory=new_message_id, primary_key=True, max_length=40)
+    type: str = Field(max_length=40)
+    event_id: int | None = Field(default=None, foreign_key="events.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    data: dict[str, Any] = _json(dict)
+    created_at: datetime = _created()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One message to one endpoint: the delivery queue (`pending` → `sending` → `delivered` | `failed`)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(foreign_key="webhook_messages.id", max_length=40, index=True)
+    endpoint_id: int = Field(foreign_key="webhook_endpoints.id", index=True)
+    state: str = Field(default="pending", max_length=10)
+    attempts: int = 0  # attempts of the current schedule (a replay starts a new one)
+    next_attempt_at: datetime | None = _ts()
+    lease_until: datetime | None = _ts()
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    delivered_at: datetime | None = _ts()
+    created_at: datetime = _created()
+
+    __table_args__ = (
+        sa.UniqueConstraint("message_id", "endpoint_id", name="uq_webhook_deliveries_message_endpoint"),
+        sa.Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    )
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """Each HTTP attempt of a delivery, for operators (`photobot webhooks deliveries`)."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="webhook_deliveries.id", index=True)
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=500)
+    duration_ms: int = 0
+    at: datetime = _created()
+
+
 metadata = SQLModel.metadata

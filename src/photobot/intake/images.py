@@ -198,13 +198,16 @@ def _warm() -> None:
     """Nothing: submitting it makes the pool start a process."""
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent_pid: int) -> None:
     """Pool initializer: on Linux, the kernel kills this process when its parent dies (a SIGKILLed worker must not
-    leave its image processes behind)."""
+    leave its image processes behind). A parent that died while this process was still starting (before the
+    request was made) is seen by the reparenting, and this process leaves at once."""
     if sys.platform == "linux":
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:
+        os._exit(0)
 
 
 def _shared_pool(workers: int) -> ProcessPoolExecutor:
@@ -214,7 +217,9 @@ def _shared_pool(workers: int) -> ProcessPoolExecutor:
     global _POOL
     if _POOL is None:
         context = multiprocessing.get_context("spawn")
-        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent)
+        _POOL = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
+        )
         atexit.register(_POOL.shutdown, wait=False, cancel_futures=True)
     return _POOL
 

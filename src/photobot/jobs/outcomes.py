@@ -4,9 +4,10 @@ The dispatcher (finish, expire, a fatal provider error), a failure callback, the
 through these two functions, so the effects can never differ by caller:
 
 - in the caller's transaction: the conditional transition (only one caller can win), the credit (settle on
-  completion, release on failure), the notification rows and, for event jobs, the credit alerts;
-- once that transaction commits (`db.on_commit`): live pages and gallery walls hear of it and notifiers wake, in
-  every process (`Bus`).
+  completion, release on failure), the notification rows, for event jobs the credit alerts, and the outbound
+  webhook messages (`job.completed` / `job.failed`, `credits.low`: the outbox);
+- once that transaction commits (`db.on_commit`): live pages and gallery walls hear of it and notifiers and webhook
+  senders wake, in every process (`Bus`).
 
 `job_changed` is the same "tell live pages" for the in-flight moves (submitted, finishing).
 """
@@ -24,6 +25,7 @@ from photobot.db.models import FINAL, IN_FLIGHT, Event, Job, JobState, utcnow
 from photobot.jobs import credits
 from photobot.jobs.states import transition
 from photobot.notify import check_credit_alerts, plan_notifications
+from photobot.outbound import outbox
 from photobot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,8 +60,9 @@ async def complete(
     await credits.settle(session, job)
     event = await session.get(Event, job.event_id) if job.event_id is not None else None
     await plan_notifications(session, job, event, settings, "ready")
+    await outbox.job_ended(session, bus, settings.public_base_url, job)
     if event is not None:
-        await check_credit_alerts(session, event)
+        await check_credit_alerts(session, event, bus=bus)
     _ended(session, bus, job, JobState.completed)
     return job
 
@@ -86,6 +89,7 @@ async def fail(
     await credits.release(session, job)
     event = await session.get(Event, job.event_id) if job.event_id is not None else None
     await plan_notifications(session, job, event, settings, "failed")
+    await outbox.job_ended(session, bus, settings.public_base_url, job)
     _ended(session, bus, job, JobState.failed)
     return job
 

@@ -1,4 +1,4 @@
-"""Outbound HTTP to URLs we do not control, safe against SSRF: see `fetcher.SafeFetcher`."""
+"""Outbound HTTP to URLs we do not control (downloads, webhook POSTs), safe against SSRF: see `fetcher.SafeFetcher`."""
 
 from photobot.net.addresses import AddressPolicy, is_public_address
 from photobot.net.backend import PinnedBackend, Resolver, system_resolver
@@ -11,7 +11,7 @@ from photobot.net.errors import (
     UrlNotAllowed,
     redact_url,
 )
-from photobot.net.fetcher import FetchResponse, FetchResult, SafeFetcher
+from photobot.net.fetcher import FetchResponse, FetchResult, PostResult, SafeFetcher
 from photobot.net.urls import HostAllowlist
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "FetchTimeout",
     "HostAllowlist",
     "PinnedBackend",
+    "PostResult",
     "Resolver",
     "SafeFetcher",
     "TooLarge",

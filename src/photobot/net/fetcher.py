@@ -1,4 +1,5 @@
-"""The one way Photobot downloads a URL it did not choose: client image URLs and provider result URLs.
+"""The one way Photobot requests a URL it did not choose: client image URLs and provider result URLs (GET,
+`stream`), and operators' webhook endpoints (POST, `post`).
 
 What it guarantees, hop by hop (redirects are followed by hand so each one is checked again):
 - the URL passes `urls.check_url`: https only unless private networks are allowed, no credentials, host in
@@ -9,6 +10,8 @@ What it guarantees, hop by hop (redirects are followed by hand so each one is ch
   whole in memory; connect, read and total time are bounded;
 - bodies are read raw (`Accept-Encoding: identity`, no transparent decompression), so the cap counts the
   bytes actually stored and a gzip bomb cannot expand behind it.
+`post` sends one request and never follows a redirect: a 3xx comes back as its status like any other answer
+(a webhook receiver that moved must be updated, not chased), and at most `max_bytes` of the answer are read.
 Failures raise `FetchError` subclasses with a stable `code`; their messages never contain query strings.
 """
 
@@ -18,7 +21,7 @@ import contextlib
 import http.cookiejar
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -46,6 +49,19 @@ class FetchResult:
     final_url: str
     content_type: str | None
     size: int
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """The answer to `SafeFetcher.post`: any status (redirects included, never followed) and the start of the body."""
+
+    status_code: int
+    body: bytes  # at most the `max_bytes` asked for; the rest was never read
+    truncated: bool
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
 
 
 class FetchResponse:
@@ -219,6 +235,35 @@ class SafeFetcher:
                 async for chunk in resp.aiter_bytes():
                     dest.write(chunk)
         return FetchResult(url=url, final_url=resp.final_url, content_type=resp.content_type, size=resp.bytes_read)
+
+    async def post(
+        self,
+        url: str,
+        *,
+        content: bytes,
+        headers: Mapping[str, str],
+        max_bytes: int,
+        timeout: float | None = None,
+    ) -> PostResult:
+        """POST `content` to `url` once, under the same URL and address rules as a GET, within `timeout` seconds
+        (the fetcher's own by default) for the whole exchange; reads at most `max_bytes` of the answer."""
+        current = parse_url(url)
+        check_url(current, allow_http=self.allow_http, allowlist=None)
+        request = self._client.build_request("POST", current, content=content, headers=dict(headers))
+        body = bytearray()
+        truncated = False
+        with _fetch_errors(current), anyio.fail_after(self.timeout if timeout is None else timeout):
+            response = await self._client.send(request, stream=True)
+            try:
+                async for chunk in response.aiter_raw():
+                    room = max_bytes - len(body)
+                    body += chunk[:room]
+                    if len(chunk) > room:
+                        truncated = True
+                        break
+            finally:
+                await response.aclose()
+        return PostResult(response.status_code, bytes(body), truncated)
 
     async def _open(self, url: str, *, allowlist: HostAllowlist | None, deadline: float) -> httpx.Response:
         """Send GETs hop by hop until a non-redirect answer; return it open (2xx) or raise."""

@@ -3,6 +3,8 @@
 `check_credit_alerts` runs inside the settle transaction and inserts a `CreditAlert` row for every threshold
 the balance is at or below; the unique (event_id, threshold) key makes each alert fire once even when many
 settlements cross the line at the same moment. The Notifier sends pending rows to `col(Event.alert_urls)`.
+Each new threshold is also a `credits.low` webhook message for the operator's systems (`outbound.outbox`), written
+in the same savepoint as its alert row, so the message exists exactly when the alert does.
 `reset_credit_alerts` is for top-ups: thresholds the balance is back above may fire again later.
 """
 
@@ -14,9 +16,11 @@ import sqlalchemy as sa
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from photobot.bus import Bus
 from photobot.db import execute_dml
 from photobot.db.models import CreditAlert, Event, utcnow
 from photobot.db.upsert import insert_ignore
+from photobot.outbound import outbox
 
 log = logging.getLogger("photobot.notify")
 
@@ -38,8 +42,9 @@ async def _balance(session: AsyncSession, event_id: int) -> tuple[int, int] | No
     return (int(row[0]), int(row[1])) if row else None
 
 
-async def check_credit_alerts(session: AsyncSession, event: Event) -> list[int]:
-    """Record an alert for each threshold the event's balance has crossed; returns the thresholds new now.
+async def check_credit_alerts(session: AsyncSession, event: Event, *, bus: Bus | None = None) -> list[int]:
+    """Record an alert (and a `credits.low` webhook message) for each threshold the event's balance has crossed;
+    returns the thresholds new now. `bus` wakes the webhook senders after the commit.
 
     Never raises into the settle transaction (savepoint; errors are logged).
     """
@@ -57,6 +62,10 @@ async def check_credit_alerts(session: AsyncSession, event: Event) -> list[int]:
                 for t in crossed
             ]
             created = await insert_ignore(session, CreditAlert, rows, ["event_id", "threshold"])
+            for alert in created:
+                data = {"event_id": event.id, "balance": balance[0], "granted_total": balance[1],
+                        "threshold": alert.threshold}  # fmt: skip
+                await outbox.publish(session, outbox.CREDITS_LOW, data, event_id=event.id, bus=bus)
     except Exception:
         log.exception("checking credit alerts failed", extra={"event_id": event.id})
         return []

@@ -3,7 +3,8 @@
 `apply_payment` takes a `Payment` read from Mercado Pago's API (never a notification body) and makes, in one
 transaction, every effect it implies, once:
 - approved, our purchase, amount and currency equal to the purchase's → `approved`, the credits granted
-  (`credits.grant_purchase`, ledger `purchase` unique per payment id). The move is a conditional update from a
+  (`credits.grant_purchase`, ledger `purchase` unique per payment id) and a `purchase.approved` webhook message
+  written for the operator's systems (`outbound.outbox`). The move is a conditional update from a
   non-approved status, so ten concurrent notifications in two processes grant once; the unique ledger row is
   the backstop;
 - approved but a different amount or currency → `rejected` with `error_code = amount_mismatch`, nothing granted,
@@ -27,11 +28,13 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot import metrics
+from photobot.bus import Bus
 from photobot.db import Database, execute_dml
 from photobot.db.models import Event, Pack, Purchase, PurchaseStatus, User, utcnow
 from photobot.jobs import credits
 from photobot.logs import bind
-from photobot.payments.mercadopago import Payment
+from photobot.outbound import outbox
+from photobot.payments.mercadopago import Payment, format_cents
 from photobot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,15 +107,16 @@ def _is_ours(reference: str | None) -> bool:
     return bool(reference) and len(reference or "") == 32 and all(c in "0123456789abcdef" for c in reference or "")
 
 
-async def apply_payment(db: Database, payment: Payment) -> Applied:
-    """Apply one payment as read from Mercado Pago; safe to call any number of times, from any process."""
+async def apply_payment(db: Database, payment: Payment, *, bus: Bus | None = None) -> Applied:
+    """Apply one payment as read from Mercado Pago; safe to call any number of times, from any process. `bus`
+    wakes the webhook senders when a `purchase.approved` message was written."""
     if not _is_ours(payment.external_reference):
         return Applied("foreign")
     assert payment.external_reference is not None
     with bind(purchase_id=payment.external_reference, payment_id=payment.id):
         try:
             async with db.session() as session:
-                applied = await _apply(session, payment)
+                applied = await _apply(session, payment, bus)
         except IntegrityError:
             # the unique (reason, payment_id) ledger row: another transaction granted or reversed it first
             applied = Applied("duplicate", payment.external_reference)
@@ -121,7 +125,7 @@ async def apply_payment(db: Database, payment: Payment) -> Applied:
         return applied
 
 
-async def _apply(session: AsyncSession, payment: Payment) -> Applied:
+async def _apply(session: AsyncSession, payment: Payment, bus: Bus | None) -> Applied:
     ref = payment.external_reference
     assert ref is not None
     purchase = await session.get(Purchase, ref)
@@ -130,7 +134,7 @@ async def _apply(session: AsyncSession, payment: Payment) -> Applied:
     now = utcnow()
     where = sa.update(Purchase).where(col(Purchase.id) == purchase.id)
     if payment.status == "approved":
-        return await _approve(session, purchase, payment, now)
+        return await _approve(session, purchase, payment, now, bus)
     if payment.status in FAILED:
         moved = await execute_dml(
             session,
@@ -152,7 +156,9 @@ async def _apply(session: AsyncSession, payment: Payment) -> Applied:
     return Applied("pending", purchase.id)
 
 
-async def _approve(session: AsyncSession, purchase: Purchase, payment: Payment, now: datetime) -> Applied:
+async def _approve(
+    session: AsyncSession, purchase: Purchase, payment: Payment, now: datetime, bus: Bus | None
+) -> Applied:
     where = sa.update(Purchase).where(col(Purchase.id) == purchase.id)
     if payment.amount_cents != purchase.price_cents or payment.currency != purchase.currency:
         if purchase.payment_id == payment.id and purchase.error_code == "amount_mismatch":
@@ -180,7 +186,11 @@ async def _approve(session: AsyncSession, purchase: Purchase, payment: Payment, 
         ),
     )  # fmt: skip
     if moved:
-        await credits.grant_purchase(session, purchase, payment.id)
+        balance = await credits.grant_purchase(session, purchase, payment.id)
+        await outbox.publish(
+            session, outbox.PURCHASE_APPROVED, approved_data(purchase, payment.id, balance, now),
+            event_id=purchase.event_id, user_id=purchase.user_id, bus=bus,
+        )  # fmt: skip
         return Applied("granted", purchase.id)
     current = await session.get(Purchase, purchase.id, populate_existing=True)
     if current is None or current.payment_id == payment.id or current.status != PurchaseStatus.approved.value:
@@ -196,6 +206,16 @@ async def _approve(session: AsyncSession, purchase: Purchase, payment: Payment, 
     )  # fmt: skip
     log.error("second approved payment for one purchase: operator alerted", extra={"alert": "duplicate_payment"})
     return Applied("duplicate_payment", purchase.id)
+
+
+def approved_data(purchase: Purchase, payment_id: str, balance: int, at: datetime) -> dict[str, object]:
+    """What `purchase.approved` says: the purchase, what it granted, and the account's balance after it."""
+    owner = {"event_id": purchase.event_id} if purchase.event_id is not None else {"user_id": purchase.user_id}
+    return {
+        "purchase_id": purchase.id, **owner, "pack_id": purchase.pack_id, "credits": purchase.credits,
+        "price": format_cents(purchase.price_cents), "currency": purchase.currency, "payment_id": payment_id,
+        "balance": balance, "approved_at": outbox.timestamp(at),
+    }  # fmt: skip
 
 
 async def _reverse(session: AsyncSession, purchase: Purchase, payment: Payment, now: datetime) -> Applied:

@@ -58,7 +58,7 @@ class Reconciler:
                 try:
                     found = await client.search_payments(purchase.id)
                     for payment in found:
-                        await purchases.apply_payment(db, payment)
+                        await purchases.apply_payment(db, payment, bus=self.runtime.bus)
                 except MercadoPagoError as exc:
                     log.warning("payment search failed", extra={"purchase_id": purchase.id, "error": str(exc)})
                 attempts = purchase.check_attempts + 1

@@ -1,6 +1,7 @@
 """`GET /metrics`: the process counters (see `photobot.metrics`) plus gauges read from the database at scrape time.
 
-Database gauges (jobs by state, the due-job backlog, each provider key's state) describe shared truth, so they are
+Database gauges (jobs by state, the due-job backlog, each provider key's state, webhook deliveries by state and
+endpoints by state) describe shared truth, so they are
 computed with a query when scraped, never kept in memory: every instance reports the same numbers. The backlog
 query is also what `/readyz` uses to decide whether this instance keeps up.
 """
@@ -24,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from photobot.db import Database
-from photobot.db.models import Job, JobState, ProviderKey, due_clause, utcnow
+from photobot.db.models import Job, JobState, ProviderKey, WebhookDelivery, WebhookEndpoint, due_clause, utcnow
 from photobot.metrics import process_registry
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def key_state(key: ProviderKey, now: datetime) -> str:
 
 
 KEY_STATES = ("usable", "cooling_down", "exhausted", "disabled")
+DELIVERY_STATES = ("pending", "sending", "delivered", "failed")
 
 
 async def database_families(db: Database) -> list[Metric]:
@@ -88,6 +90,13 @@ async def database_families(db: Database) -> list[Metric]:
         "photobot_provider_key_failures", "Consecutive failures recorded on each provider API key (database).",
         labels=["provider", "key_id"],
     )  # fmt: skip
+    deliveries = GaugeMetricFamily(
+        "photobot_webhook_deliveries_by_state",
+        "Outbound webhook deliveries (one message to one endpoint) by state (database).", labels=["state"],
+    )  # fmt: skip
+    endpoints = GaugeMetricFamily(
+        "photobot_webhook_endpoints", "Outbound webhook endpoints, active or disabled (database).", labels=["state"]
+    )
     up = GaugeMetricFamily("photobot_database_up", "1 when the scrape-time database queries succeeded.")
     try:
         async with db.session() as session:
@@ -96,6 +105,10 @@ async def database_families(db: Database) -> list[Metric]:
             )
             due_count, due_age = await backlog(session, now)
             key_rows = list((await session.execute(sa.select(ProviderKey).order_by(col(ProviderKey.id)))).scalars())
+            by_state = sa.select(col(WebhookDelivery.state), sa.func.count()).group_by(col(WebhookDelivery.state))
+            delivery_counts = dict((await session.execute(by_state)).all())
+            by_active = sa.select(col(WebhookEndpoint.active), sa.func.count()).group_by(col(WebhookEndpoint.active))
+            endpoint_counts = {bool(k): v for k, v in (await session.execute(by_active)).all()}
     except Exception as exc:
         log.warning("metrics: database gauges unavailable", extra={"error": type(exc).__name__})
         up.add_metric([], 0)
@@ -109,8 +122,12 @@ async def database_families(db: Database) -> list[Metric]:
         for key_state_name in KEY_STATES:
             keys.add_metric([key.provider, str(key.id), key_state_name], 1 if key_state_name == current else 0)
         failures.add_metric([key.provider, str(key.id)], key.failure_count)
+    for delivery_state in DELIVERY_STATES:
+        deliveries.add_metric([delivery_state], delivery_counts.get(delivery_state, 0))
+    endpoints.add_metric(["active"], endpoint_counts.get(True, 0))
+    endpoints.add_metric(["disabled"], endpoint_counts.get(False, 0))
     up.add_metric([], 1)
-    return [jobs, due, age, keys, failures, up]
+    return [jobs, due, age, keys, failures, deliveries, endpoints, up]
 
 
 # --- exposition ----------------------------------------------------------------------------------------------

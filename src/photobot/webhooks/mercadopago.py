@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from photobot.bus import Bus
 from photobot.db import Database
 from photobot.logs import bind
 from photobot.payments.mercadopago import MercadoPagoClient, MercadoPagoError
@@ -61,10 +62,11 @@ async def notification(request: Request) -> Response:
     kind = request.query_params.get("type") or request.query_params.get("topic")
     if kind != "payment" or payments.client is None:
         return JSONResponse(OK)
-    return JSONResponse(OK, background=BackgroundTask(fetch_and_apply, runtime.db, payments.client, data_id))
+    task = BackgroundTask(fetch_and_apply, runtime.db, payments.client, data_id, runtime.bus)
+    return JSONResponse(OK, background=task)
 
 
-async def fetch_and_apply(db: Database, client: MercadoPagoClient, payment_id: str) -> str:
+async def fetch_and_apply(db: Database, client: MercadoPagoClient, payment_id: str, bus: Bus | None = None) -> str:
     """Read the payment at Mercado Pago and apply it; returns the outcome (never raises: it runs after the answer)."""
     with bind(payment_id=payment_id):
         try:
@@ -72,7 +74,7 @@ async def fetch_and_apply(db: Database, client: MercadoPagoClient, payment_id: s
             if payment is None:
                 log.info("notification for a payment Mercado Pago does not know: ignored")
                 return "unknown"
-            return (await apply_payment(db, payment)).outcome
+            return (await apply_payment(db, payment, bus=bus)).outcome
         except MercadoPagoError as exc:
             log.warning("payment lookup failed; the reconciler will retry", extra={"error": str(exc)})
         except Exception:
