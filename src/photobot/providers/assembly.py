@@ -160,6 +160,7 @@ async def choose_provider(settings: Settings, kie: KeyPool, fal: KeyPool) -> Liv
 
 
 def _log_live(live: LiveProvider, simulator_url: str | None, dispatching: bool) -> None:
+    """The start-up line: which provider is live, and why."""
     if live.name != ProviderName.simulator.value:
         log.info("provider: %s (%s)", PROVIDER_LABELS[live.name], live.reason)
     elif simulator_url:
@@ -171,7 +172,7 @@ def _log_live(live: LiveProvider, simulator_url: str | None, dispatching: bool) 
         log.warning(
             "provider: the built-in simulator at %s, for kie and fal styles (%s%s)", simulator_url, live.reason, hint
         )
-    elif dispatching is False:
+    elif not dispatching:
         log.info("provider: the simulator (%s); this process does not dispatch, the workers run it", live.reason)
 
 
