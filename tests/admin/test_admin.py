@@ -20,7 +20,7 @@ from tests.support.stack import Stack, StackFactory, fast_sim
 
 PARAMS = {
     "event_id": "1", "user_id": "1", "key_id": "1", "token_id": "1", "job_id": "nope", "style_id": "pb_a",
-    "pack_id": "1",
+    "pack_id": "1", "endpoint_id": "1", "message_id": "nope",
 }  # fmt: skip
 
 
