@@ -61,7 +61,9 @@ def test_webhook_retry_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings(env_file=None).webhook_retry_schedule == [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
     monkeypatch.setenv("PHOTOBOT_WEBHOOK_RETRY_SCHEDULE", "0, 0.2,0.2")
     assert load_settings(env_file=None).webhook_retry_schedule == [0.0, 0.2, 0.2]
-    for bad, message in (("5,10", "the first delay must be 0"), ("0,x", "numbers of seconds"), ("", "1 to 50"),
+    monkeypatch.setenv("PHOTOBOT_WEBHOOK_RETRY_SCHEDULE", "")  # empty, like every variable: the default
+    assert load_settings(env_file=None).webhook_retry_schedule == [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+    for bad, message in (("5,10", "the first delay must be 0"), ("0,x", "numbers of seconds"), (" , ", "1 to 50"),
                          ("0,-1", "between 0 and 604800"), ("0,nan", "between 0 and 604800"),
                          (",".join(["0"] * 51), "1 to 50")):  # fmt: skip
         monkeypatch.setenv("PHOTOBOT_WEBHOOK_RETRY_SCHEDULE", bad)
@@ -111,3 +113,18 @@ def test_the_public_address_follows_the_listener_unless_set(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert load_settings(env_file=None).public_base_url == expected
+
+
+def test_an_explicit_public_base_url_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOTOBOT_PORT", "8765")
+    monkeypatch.setenv("PHOTOBOT_PUBLIC_BASE_URL", "https://booth.example.com/")
+    settings = load_settings(env_file=None)
+    assert settings.public_base_url == "https://booth.example.com"
+    assert settings.public_base_url_source == "PHOTOBOT_PUBLIC_BASE_URL"
+
+
+def test_env_example_copied_to_env_gives_the_defaults(tmp_path: Path) -> None:
+    """`.env.example` says "copy to .env": as shipped (empty values included) it must load, and give the defaults."""
+    loaded = load_settings(env_file=str(ROOT / ".env.example"), var_dir=tmp_path)
+    defaults = load_settings(env_file=None, var_dir=tmp_path)
+    assert loaded.model_dump() == defaults.model_dump()

@@ -20,7 +20,7 @@ from photobot.db import Database
 from photobot.intake import ImageProcessor
 from photobot.net.fetcher import SafeFetcher
 from photobot.settings import Settings
-from photobot.signing import GallerySigner
+from photobot.signing import GallerySigner, ReachProbe
 from photobot.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class Runtime:
     fetcher: SafeFetcher
     images: ImageProcessor
     gallery_signer: GallerySigner
+    reach_probe: ReachProbe
     ssl_context: ssl.SSLContext = field(default_factory=httpx.create_ssl_context)
     redis: Redis | None = None
     draining: bool = False
@@ -87,6 +88,7 @@ class Runtime:
                 fetcher=fetcher,
                 images=images,
                 gallery_signer=GallerySigner(secrets),
+                reach_probe=ReachProbe(secrets),
                 ssl_context=ssl_context,
                 redis=redis,
             )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_KIE_RESULT_HOSTS = ("tempfile.aiquickdraw.com", "tempfile.redpandaai.co", "file.kie.ai")
@@ -38,7 +38,7 @@ CsvSecrets = Annotated[list[SecretStr], NoDecode]
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="PHOTOBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="PHOTOBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
     )
 
     # --- process -------------------------------------------------------------------------------
@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
-    public_base_url: str = ""  # empty: follows host and port (see `_public_url_follows_the_listener`)
+    # where guests, kiosks and providers reach this service; empty: the listening address, http://HOST:PORT
+    public_base_url: str = ""
 
     # --- stores --------------------------------------------------------------------------------
     database_url: str = ""  # default: sqlite+aiosqlite under var_dir (see resolved)
@@ -174,22 +175,12 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _http_url(cls, value: str, info: ValidationInfo) -> str:
-        if not value and info.field_name == "public_base_url":
-            return value  # filled in from host and port below
+        if info.field_name == "public_base_url" and not value:
+            return value  # follows the listening address (see `_follow_listener`)
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _public_url_follows_the_listener(self) -> Settings:
-        """Unset, the public address is where this server listens, so `PHOTOBOT_PORT` alone moves every link, QR
-        code and provider callback URL with it (a wildcard host is reached on loopback)."""
-        if not self.public_base_url:
-            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-            host = f"[{host}]" if ":" in host else host
-            self.public_base_url = f"http://{host}:{self.port}"
-        return self
 
     @field_validator("storage_url")
     @classmethod
@@ -206,12 +197,31 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _follow_listener(self) -> Settings:
+        """One source of truth for the public address: unless PHOTOBOT_PUBLIC_BASE_URL is set, every link, QR
+        code and provider callback (in the server and in every CLI command) is built from the address the server
+        listens on, so PHOTOBOT_PORT alone moves them all."""
+        if not self.public_base_url:
+            self.public_base_url = listening_url(self.host, self.port)
+            self._base_url_follows_listener = True
+        return self
+
+    @model_validator(mode="after")
     def _production_needs_secret(self) -> Settings:
         if self.env == "production" and self.secret_key is None:
             raise ValueError("PHOTOBOT_SECRET_KEY is required when PHOTOBOT_ENV=production")
         return self
 
     # --- derived values ------------------------------------------------------------------------
+    _base_url_follows_listener: bool = PrivateAttr(default=False)
+
+    @property
+    def public_base_url_source(self) -> str:
+        """Where `public_base_url` came from, for the start-up lines."""
+        if self._base_url_follows_listener:
+            return "PHOTOBOT_PUBLIC_BASE_URL unset: the listening address"
+        return "PHOTOBOT_PUBLIC_BASE_URL"
+
     @property
     def resolved_database_url(self) -> str:
         url = self.database_url or f"sqlite+aiosqlite:///{self.var_dir / 'photobot.db'}"
@@ -246,6 +256,15 @@ class Settings(BaseSettings):
         path.write_text(key)
         path.chmod(0o600)
         return key
+
+
+def listening_url(host: str, port: int) -> str:
+    """The URL of a server listening on host:port; a wildcard address (0.0.0.0, ::) is reached on loopback."""
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 class SettingsError(Exception):

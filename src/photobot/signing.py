@@ -7,6 +7,7 @@
 | media links | HMAC over (storage key, expiry, filename) | `/media/{key}?exp=…&sig=…` (local storage) |
 | gallery links | HMAC over (event id, expiry) | `/e/{event_id}/gallery?sig={expiry}.{signature}` |
 | Mercado Pago notifications | `x-signature: ts=…,v1=…`: HMAC-SHA256, webhook secret | `/webhooks/mercadopago` |
+| reach probes | HMAC over a caller's nonce | `GET /healthz` with `X-Photobot-Probe` (start-up callback check) |
 | outbound webhooks | `webhook-signature: v1,<base64>` (Standard Webhooks), one per live endpoint secret | `outbound/` |
 
 Our own keyed values use HMAC-SHA256 (itsdangerous) with `Settings.secret_keys()`: the newest secret signs, every
@@ -102,6 +103,35 @@ class GallerySigner:
 
 # --- callback tokens -------------------------------------------------------------------------------------------------
 CALLBACK_EXPIRY_MARGIN_S = 600
+
+
+# --- reach probes ----------------------------------------------------------------------------------------------
+PROBE_HEADER = "X-Photobot-Probe"
+
+
+class ReachProbe:
+    """Does an address reach a Photobot that holds our secret, i.e. one that would accept the callback tokens we
+    hand to providers? The caller sends a random nonce in `X-Photobot-Probe` to `/healthz`; a Photobot answers
+    with an HMAC of it in the same header. Another service on that port, or a Photobot with another secret (whose
+    token check would refuse every callback), cannot answer. A challenge, not a fingerprint: nothing stable about
+    the secret is ever shown."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self._secrets = [s.encode() for s in secrets]
+
+    @staticmethod
+    def nonce() -> str:
+        return secrets.token_urlsafe(16)
+
+    def answer(self, nonce: str) -> str:
+        return self._mac(self._secrets[0], nonce[:64])
+
+    def verify(self, nonce: str, answer: str | None) -> bool:
+        return bool(answer) and any(hmac.compare_digest(self._mac(k, nonce), answer or "") for k in self._secrets)
+
+    @staticmethod
+    def _mac(key: bytes, nonce: str) -> str:
+        return hmac.new(key, b"photobot.reach:" + nonce.encode(), hashlib.sha256).hexdigest()
 
 
 class BadToken(Exception):

@@ -172,7 +172,8 @@ async def test_migrate_and_bootstrap(cli: Run, db_url: str, tmp_path: Path) -> N
     )
     assert plain_migrate.ok().out == ""  # the human message goes to stderr
     assert first["token"] in plain_bootstrap.ok().out  # the demo token and how to use it
-    assert "/v1/jobs" in plain_bootstrap.out
+    assert "`photobot serve` prints a curl" in plain_bootstrap.out  # the job curl comes once the server listens
+    assert "/v1/purchases" in plain_bootstrap.out and "demo-token.txt" in plain_bootstrap.out
     missing_table.failed("photobot migrate")
     unreachable.failed("ConnectionRefusedError")
     unreachable_migrate.failed("ConnectionRefusedError")
@@ -351,6 +352,7 @@ async def test_keys_and_tokens(cli: Run, db_url: str) -> None:
         cli("keys", "enable", str(key["id"]), "--json"), cli("keys", "enable", "999", "--json")
     )
     assert enabled.json()["active"] is True and not enabled.json()["disabled_reason"]
+    assert secret[:-4] not in enabled.out
     unknown_enable.failed("key 999 not found")
     assert await _rows(db_url, sa.select(ProviderKey.secret, ProviderKey.active)) == [(secret, True)]
 
@@ -421,6 +423,14 @@ async def test_jobs_list_and_show(cli: Run, db_url: str) -> None:
     event_id = await _insert_event(db_url, "Jobs")
     other = await _insert_event(db_url, "Empty")
     job_id = await _insert_job(db_url, event_id)
+    push = "ntfy://tk_secretpushtoken@ntfy.example/booth"
+    db = Database(db_url)
+    try:
+        async with db.session() as session:
+            session.add(Notification(job_id=job_id, channel="push:0", target=push, state="failed", attempts=5,
+                                     last_error="HTTP 500"))  # fmt: skip
+    finally:
+        await db.close()
 
     everything, filtered, for_other, shown, unknown, *extra = await _all(
         cli("jobs", "list", "--json"),
@@ -433,6 +443,7 @@ async def test_jobs_list_and_show(cli: Run, db_url: str) -> None:
                 cli("jobs", "list", "--state", "bogus", "--json"),
                 cli("jobs", "list", "--state", "processing", "--json"),
                 cli("jobs", "list"),
+                cli("jobs", "show", job_id),
             )
             if cli.sqlite
             else ()
@@ -443,12 +454,23 @@ async def test_jobs_list_and_show(cli: Run, db_url: str) -> None:
     assert for_other.json() == []
     job = shown.json()
     assert (job["id"], job["event_id"], job["state"], job["transitions"]) == (job_id, event_id, "pending", [])
-    assert "request_hash" not in job
+    assert [(r["reason"], r["delta"]) for r in job["ledger"]] == [("reserve", -1)]
+    assert [(n["channel"], n["state"], n["target"]) for n in job["notifications"]] == [("push:0", "failed", "ntfy://…")]
+    assert "request_hash" not in job and "tk_secret" not in shown.out
     unknown.failed("job nope not found")
     if extra:
         extra[0].failed("unknown state 'bogus'")
         assert extra[1].json() == []
         assert job_id in extra[2].ok().out
+        text = extra[3].ok().out
+        assert text.startswith(f"job {job_id}  pending") and "tk_secret" not in text
+        for line in (
+            "transitions:\n  (none)",
+            "ledger:\n",
+            "reserve  -1  event",
+            "push:0     ready  failed   ntfy://…",
+        ):
+            assert line in text, text
 
 
 async def _guest_job(db_url: str, media: Path, event_id: int, email: str | None, state: str = "completed") -> str:

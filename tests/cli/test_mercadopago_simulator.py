@@ -4,9 +4,6 @@ third row of `payments/gateway.py` (its test token, the secret derived from the 
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,9 +15,9 @@ from photobot.db import Database
 from photobot.payments import packs
 from photobot.services import access, accounts
 from photobot.settings import Settings
+from tests.support.processes import photobot_env, photobot_server
 from tests.support.servers import free_port, serve
 
-PHOTOBOT = Path(sys.executable).with_name("photobot")
 SECRET_KEY = "shared-secret-key-" + "z" * 32
 
 pytestmark = pytest.mark.timeout(300)
@@ -30,23 +27,12 @@ async def test_standalone_simulator_and_an_app_without_a_token(
     sqlite_database: Database, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOBOT_")}
-    pycache = Path(tempfile.gettempdir()) / f"photobot-test-pycache-{os.getuid()}"
-    env.update(PHOTOBOT_SECRET_KEY=SECRET_KEY, PHOTOBOT_VAR_DIR=str(tmp_path / "var"), PYTHONPYCACHEPREFIX=str(pycache))
-    proc = await asyncio.create_subprocess_exec(
-        str(PHOTOBOT), "mercadopago-simulator", "--port", str(port), env=env, cwd=tmp_path,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    sim_url = f"http://127.0.0.1:{port}"
-    try:
+    env = photobot_env(PHOTOBOT_SECRET_KEY=SECRET_KEY, PHOTOBOT_VAR_DIR=str(tmp_path / "var"))
+    env.pop("PHOTOBOT_ENV")
+    args = ("mercadopago-simulator", "--port", str(port))
+    async with photobot_server(*args, env=env, cwd=tmp_path, port=port, ready="/_sim/notifications") as sim:
+        sim_url = sim.base_url
         async with httpx.AsyncClient(timeout=5) as c:
-            for _ in range(300):
-                try:
-                    await c.get(f"{sim_url}/_sim/notifications")
-                    break
-                except httpx.HTTPError:
-                    assert proc.returncode is None
-                    await asyncio.sleep(0.1)
             refused = await c.get(f"{sim_url}/v1/payments/1", headers={"Authorization": "Bearer wrong"})
             assert refused.status_code == 401
 
@@ -79,6 +65,3 @@ async def test_standalone_simulator_and_an_app_without_a_token(
                     break
                 await asyncio.sleep(0.05)
             assert view["status"] == "approved"
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 20)

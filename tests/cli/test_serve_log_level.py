@@ -2,48 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.processes import photobot_env, photobot_server
 from tests.support.servers import free_port
-
-PHOTOBOT = Path(sys.executable).with_name("photobot")
 
 
 async def _serve_and_get(sqlite_url: str, var_dir: Path, level: str, port: int) -> str:
     """Serve, answer three requests, stop; return what the process wrote on stderr."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOBOT_")}
-    env.update({
-        "PHOTOBOT_ENV": "test", "PHOTOBOT_DATABASE_URL": sqlite_url, "PHOTOBOT_VAR_DIR": str(var_dir),
-        "PHOTOBOT_SECRET_KEY": "test-secret-key-" + "z" * 32, "PHOTOBOT_LOG_LEVEL": level,
-        "PHOTOBOT_LOG_FORMAT": "json",
-    })  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(
-        str(PHOTOBOT), "serve", "--no-worker", "--port", str(port), env=env, cwd=var_dir,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    env = photobot_env(
+        PHOTOBOT_DATABASE_URL=sqlite_url, PHOTOBOT_VAR_DIR=str(var_dir),
+        PHOTOBOT_SECRET_KEY="test-secret-key-" + "z" * 32, PHOTOBOT_LOG_LEVEL=level, PHOTOBOT_LOG_FORMAT="json",
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(timeout=2) as client:
-            for _ in range(600):
-                try:
-                    if (await client.get(f"{base}/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.returncode is None, "photobot serve exited"
-                await asyncio.sleep(0.1)
-            for _ in range(3):
-                assert (await client.get(f"{base}/healthz?probe=1")).status_code == 200
-    finally:
-        proc.terminate()
-        _, err = await asyncio.wait_for(proc.communicate(), 20)
-    return err.decode()
+    args = ("serve", "--no-worker", "--port", str(port))
+    async with (
+        photobot_server(*args, env=env, cwd=var_dir, port=port) as server,
+        httpx.AsyncClient(timeout=2) as client,
+    ):
+        for _ in range(3):
+            assert (await client.get(f"{server.base_url}/healthz?probe=1")).status_code == 200
+    return server.output()
 
 
 @pytest.mark.parametrize(("level", "access_lines"), [("INFO", 3), ("WARNING", 0)])

@@ -169,3 +169,8 @@ async def test_cli_prints_a_working_gallery_link(shared_pages: Stack) -> None:
     assert plain.exit_code == 0 and plain.stdout.strip().endswith("?sig=0." + plain.stdout.strip().split("sig=0.")[1])
     missing = await asyncio.to_thread(run, "999999")
     assert missing.exit_code != 0 and "not found" in missing.stderr
+    # PHOTOBOT_PUBLIC_BASE_URL unset: the link follows PHOTOBOT_PORT, like the server's own links
+    environ.update(PHOTOBOT_PUBLIC_BASE_URL="", PHOTOBOT_PORT=env.base_url.rsplit(":", 1)[1])
+    followed = json.loads((await asyncio.to_thread(run, str(event_id), "--json")).stdout)
+    assert followed["url"].startswith(f"{env.base_url}/e/{event_id}/gallery?sig=")
+    assert (await env.client.get(followed["url"])).status_code == 200

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,42 +12,21 @@ import httpx
 from photobot.db import Database
 from photobot.settings import Settings
 from tests.support.payments import ACCESS_TOKEN, WEBHOOK_SECRET, Shop, open_shop, signed_headers
+from tests.support.processes import photobot_env, photobot_server
 from tests.support.servers import free_port
-
-PHOTOBOT = Path(sys.executable).with_name("photobot")
 
 
 @asynccontextmanager
 async def app_process(db_url: str, sim_url: str, var_dir: Path) -> AsyncIterator[str]:
     """`photobot serve --no-worker` in its own OS process, configured through the environment only."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOBOT_")}
-    env.update({
-        "PHOTOBOT_ENV": "test", "PHOTOBOT_DATABASE_URL": db_url, "PHOTOBOT_VAR_DIR": str(var_dir),
-        "PHOTOBOT_SECRET_KEY": "test-secret-key-" + "y" * 32, "PHOTOBOT_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "PHOTOBOT_MERCADOPAGO_ACCESS_TOKEN": ACCESS_TOKEN, "PHOTOBOT_MERCADOPAGO_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "PHOTOBOT_MERCADOPAGO_BASE_URL": sim_url, "PHOTOBOT_LOG_LEVEL": "WARNING",
-        "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / f"photobot-test-pycache-{os.getuid()}"),
-    })  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(
-        str(PHOTOBOT), "serve", "--no-worker", "--port", str(port), env=env, cwd=var_dir,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    env = photobot_env(
+        PHOTOBOT_DATABASE_URL=db_url, PHOTOBOT_VAR_DIR=str(var_dir), PHOTOBOT_SECRET_KEY="test-secret-key-" + "y" * 32,
+        PHOTOBOT_MERCADOPAGO_ACCESS_TOKEN=ACCESS_TOKEN, PHOTOBOT_MERCADOPAGO_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        PHOTOBOT_MERCADOPAGO_BASE_URL=sim_url, PHOTOBOT_LOG_LEVEL="WARNING",
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(timeout=2) as c:
-            for _ in range(600):
-                try:
-                    if (await c.get(f"{base}/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.returncode is None, "app process exited"
-                await asyncio.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 20)
+    async with photobot_server("serve", "--no-worker", "--port", str(port), env=env, cwd=var_dir, port=port) as app:
+        yield app.base_url
 
 
 async def test_ten_concurrent_notifications_in_two_processes_grant_once(

@@ -82,3 +82,11 @@ async def test_openapi_json_and_docs_over_http(database: Database, ops_app: Stac
         assert "openapi.json" in html
         assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "docs must not load anything remote"
         assert "default-src 'none'" in docs.headers["content-security-policy"]
+        # Swagger UI, served from the installed package; nothing else of the package's folder is reachable
+        for name, kind in (("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "css"),
+                           ("photobot-docs.js", "javascript")):  # fmt: skip
+            asset = await env.client.get(f"/docs/{name}")
+            assert asset.status_code == 200 and kind in asset.headers["content-type"], name
+            assert f'src="docs/{name}"' in html or f'href="docs/{name}"' in html
+        for name in ("swagger-editor-bundle.js", "..%2Fcore.py", "index.css"):
+            assert (await env.client.get(f"/docs/{name}")).status_code == 404

@@ -122,7 +122,7 @@ async def submit_job(request: Request) -> Response:
             spec = await plan_job(
                 session, runtime.settings, style_id=fields.style, aspect_ratio=fields.aspect_ratio,
                 resolution=fields.resolution, output_format=fields.output_format, owner=owner, token_id=client.id,
-                guest=guest,
+                guest=guest, default_provider=context.providers(request).live.slot,
             )  # fmt: skip
         # What is cheap and decisive is checked here (type 415, header dimensions 422); decoding, orientation,
         # metadata stripping and the downscale are the submit step's (`Engine.prepare_input`).

@@ -5,9 +5,13 @@ retry, refund and resend call the same service functions as the admin API (`phot
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from photobot.cli.common import emit, json_option, run_async, session_scope, settings_from_env, stores
+from photobot.db.models import Notification
+from photobot.notify.channels import describe_target
 from photobot.services import jobs as svc
 from photobot.services import operations, privacy, public_view
 
@@ -39,11 +43,63 @@ async def list_jobs(event_id: int | None, user_id: int | None, state: str | None
 @json_option
 @run_async
 async def show_job(job_id: str, as_json: bool) -> None:
+    """A job with its history: state transitions, credit ledger rows and notifications (channel names for
+    `jobs resend`), like `GET /v1/admin/jobs/{id}`."""
     async with session_scope(settings_from_env()) as session:
-        job = await svc.get_job(session, job_id)
-        data = public_view(job)
-        data["transitions"] = [public_view(t) for t in await svc.transitions(session, job_id)]
-        emit(data, as_json)
+        details = await operations.job_details(session, job_id)
+        data = public_view(details["job"])
+        data["transitions"] = [public_view(t) for t in details["transitions"]]
+        data["ledger"] = [public_view(r) for r in details["ledger"]]
+        data["notifications"] = [_notification(n) for n in details["notifications"]]
+        emit(data, as_json, text=_job_text)
+
+
+def _notification(row: Notification) -> dict[str, Any]:
+    data = public_view(row)
+    data["target"] = describe_target(row.channel, row.target)  # push URLs carry tokens: never printed
+    return data
+
+
+def _at(value: str | None) -> str:
+    return (value or "-").replace("T", " ").removesuffix("Z")[:23]
+
+
+def _job_text(d: dict[str, Any]) -> str:
+    """The human form: a header, then one line per transition, ledger row and notification."""
+    owner = f"event {d['event_id']}" if d.get("event_id") is not None else f"user {d.get('user_id')}"
+    out = [
+        f"job {d['id']}  {d['state']}  (guest page /p/{d['public_id']})",
+        f"  {owner}, style {d['style_id']}, cost {d['cost']}, {d['provider']} {d['model']}"
+        + (f", task {d['provider_task_id']}" if d.get("provider_task_id") else "")
+        + (f", key #{d['provider_key_id']}" if d.get("provider_key_id") else ""),
+        f"  created {_at(d['created_at'])}, updated {_at(d['updated_at'])}"
+        + (f", completed {_at(d['completed_at'])}" if d.get("completed_at") else ""),
+    ]
+    if d.get("error_code"):
+        out.append(f"  error {d['error_code']}: {d.get('error_message') or ''}".rstrip())
+    if d.get("result_key"):
+        out.append(f"  result {d['result_key']}")
+    out.append("transitions:")
+    out += [
+        f"  {_at(t['at'])}  {(t['from_state'] or '') + ' -> ' if t['from_state'] else ''}{t['to_state']}"
+        + (f"  ({t['note']})" if t.get("note") else "")
+        for t in d["transitions"]
+    ] or ["  (none)"]
+    out.append("ledger:")
+    out += [
+        f"  {_at(r['created_at'])}  {r['reason']:<8} {r['delta']:+d}"
+        + (f"  event {r['event_id']}" if r.get("event_id") is not None else f"  user {r.get('user_id')}")
+        + (f"  ({r['note']})" if r.get("note") else "")
+        for r in d["ledger"]
+    ] or ["  (none)"]
+    out.append("notifications:")
+    out += [
+        f"  {n['channel']:<10} {n['kind']:<6} {n['state']:<8} {n['target']}  attempts {n['attempts']}"
+        + (f", sent {_at(n['sent_at'])}" if n.get("sent_at") else "")
+        + (f", last error: {n['last_error']}" if n.get("last_error") else "")
+        for n in d["notifications"]
+    ] or ["  (none)"]
+    return "\n".join(out)
 
 
 @jobs.command("retry")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
+import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
+import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,11 +21,12 @@ from photobot.db.migrate import upgrade
 from photobot.payments import packs
 from photobot.services import Invalid, NotFound, accounts, styles
 from photobot.services import access as access_svc
+from photobot.settings import Settings
 
 DEMO_CURL = """\
 curl -sS -X POST {base}/v1/jobs \\
   -H "Authorization: Bearer {token}" \\
-  -F image=@path/to/photo.jpg -F style=pb_a"""
+  -F {image} -F style=pb_a"""
 
 DEMO_PURCHASE = """curl -sS -X POST {base}/v1/purchases \\
   -H "Authorization: Bearer {token}" -H "Content-Type: application/json" \\
@@ -74,9 +79,8 @@ def bootstrap(as_json: bool) -> None:
     click.echo(f"styles loaded: {result['styles_loaded']}")
     if result.get("token"):
         click.echo(f"\nDemo event {result['event_id']} with {result['credits']} credits.")
-        click.echo(f"Kiosk token: {result['token']}\nTry it:\n")
-        click.echo(DEMO_CURL.format(base=settings.public_base_url, token=result["token"]))
-        click.echo(f"\nThen follow the job: {settings.public_base_url}/v1/jobs/<id> (same token).\n")
+        click.echo(f"Kiosk token: {result['token']} (kept in {settings.var_dir / 'demo-token.txt'})")
+        click.echo("`photobot serve` prints a curl that submits a sample photo once it listens.\n")
         if result.get("pack_id"):
             click.echo("Buy more credits (Mercado Pago; without an access token, a built-in simulator):\n")
             click.echo(DEMO_PURCHASE.format(base=settings.public_base_url, token=result["token"],
@@ -116,28 +120,66 @@ async def _demo_pack(session: AsyncSession) -> int | None:
     return (await packs.create_pack(session, "Demo pack", 50, "9.90", "BRL")).id
 
 
+def sample_photo() -> Path:
+    """The portrait shipped with the package (`scripts/make-sample-photo.py` draws it): what the first curl sends."""
+    import photobot.data
+
+    return Path(photobot.data.__file__).resolve().parent / "sample-photo.jpg"
+
+
+def try_it(settings: Settings, cwd: Path | None = None) -> str | None:
+    """The curl printed after the listening line, in development once `photobot bootstrap` made the demo kiosk
+    token: it works as pasted from the directory `photobot serve` runs in (the photo named relative to it)."""
+    marker = settings.var_dir / "demo-token.txt"
+    if settings.env != "development" or not marker.is_file():
+        return None
+    photo = sample_photo()
+    relative = os.path.relpath(photo, cwd or Path.cwd())
+    shown = relative if not relative.startswith("..") else str(photo)
+    curl = DEMO_CURL.format(
+        base=settings.public_base_url, token=marker.read_text().strip(), image=shlex.quote(f"image=@{shown}")
+    )
+    return (
+        f"\nTry it (in another terminal, from this directory):\n\n{curl}\n\n"
+        "The answer's page_url shows the photo as it is made; status_url follows the job (same token).\n"
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, printing the first-run curl right after its "Uvicorn running on …" line."""
+
+    hint: str | None = None
+
+    def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
+        super()._log_started_message(listeners)
+        if self.hint:
+            click.echo(self.hint, err=True)
+
+
 @click.command("serve", help="Run the web app (and, unless --no-worker, the dispatcher) in one process.")
 @click.option("--host", default=None, help="Default: PHOTOBOT_HOST (127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Default: PHOTOBOT_PORT (8000).")
 @click.option("--no-worker", is_flag=True, help="Web only; run `photobot worker` processes separately.")
 @click.option("--workers", type=int, default=1, show_default=True, help="uvicorn worker processes.")
 def serve(host: str | None, port: int | None, no_worker: bool, workers: int) -> None:
-    import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    settings = settings_from_env()
+    # --host/--port go into the environment before the app's settings are read (photobot.asgi), so an unset
+    # PHOTOBOT_PUBLIC_BASE_URL follows them like it follows PHOTOBOT_HOST/PHOTOBOT_PORT.
     if host:
         os.environ["PHOTOBOT_HOST"] = host
     if port:
         os.environ["PHOTOBOT_PORT"] = str(port)
     if no_worker:
         os.environ["PHOTOBOT_RUN_DISPATCHER"] = "0"
+    settings = settings_from_env()
     from photobot.logs import access_log_enabled, uvicorn_log_config
 
-    uvicorn.run(
+    config = uvicorn.Config(
         "photobot.asgi:app",
         factory=False,
-        host=host or settings.host,
-        port=port or settings.port,
+        host=settings.host,
+        port=settings.port,
         workers=workers,
         log_config=uvicorn_log_config(settings),
         access_log=access_log_enabled(settings),
@@ -145,4 +187,18 @@ def serve(host: str | None, port: int | None, no_worker: bool, workers: int) -> 
         forwarded_allow_ips="127.0.0.1",
         timeout_graceful_shutdown=20,
     )
+    server = _Server(config)
+    server.hint = try_it(settings)
+    try:
+        if config.workers > 1:
+            sock = config.bind_socket()  # logs "Uvicorn running on …"
+            if server.hint:
+                click.echo(server.hint, err=True)
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    if not server.started and config.workers == 1:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE: the app could not start (the log says why)
     sys.exit(0)

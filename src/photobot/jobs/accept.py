@@ -139,13 +139,14 @@ async def plan_job(
     owner: tuple[int | None, int | None],
     token_id: int | None,
     guest: Guest,
+    default_provider: str | None = None,
 ) -> JobSpec:
     """Check the style, the parameters, the account and the event's guest rules (422/409/402) and decide every
-    parameter of the job."""
+    parameter of the job. `default_provider`: the live provider (`Providers.live`) for styles that do not name one."""
     style = await session.get(Style, style_id)
     if style is None or not style.active:
         raise Problem(422, "unknown_style", "Invalid request", f"No active style {style_id!r}.")
-    provider, model = provider_for_style(settings, style.provider, style.model)
+    provider, model = provider_for_style(settings, style.provider, style.model, default=default_provider)
     try:
         params = normalise_params(
             model,

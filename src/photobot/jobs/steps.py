@@ -32,6 +32,7 @@ from photobot.providers.assembly import Providers, ProviderSlot
 from photobot.providers.base import GenerationRequest, TaskStatus
 from photobot.providers.errors import NoKeyAvailable, ProviderError
 from photobot.providers.inputs import is_public_url
+from photobot.providers.keypool import PoolKey
 from photobot.providers.retry import backoff_s
 from photobot.runtime import Runtime
 from photobot.storage.base import content_type_for
@@ -132,10 +133,10 @@ class Engine:
                 return
             job = prepared
         try:
-            request = await self._generation_request(job, slot)
+            request, key = await self._generation_request(job, slot)
             # The submitter retries transient errors with backoff; never past the job's deadline.
             async with asyncio.timeout(max(0.1, (job.deadline_at - utcnow()).total_seconds())):
-                submission = await slot.submitter.submit(request)
+                submission = await slot.submitter.submit(request, key=key)
         except TimeoutError:
             await self.expire(job)
             return
@@ -209,7 +210,9 @@ class Engine:
         job.input_key = key
         return job
 
-    async def _generation_request(self, job: Job, slot: ProviderSlot) -> GenerationRequest:
+    async def _generation_request(self, job: Job, slot: ProviderSlot) -> tuple[GenerationRequest, PoolKey | None]:
+        """The createTask request, and the key taken to upload inputs through the provider's API (None when the
+        provider reads our signed URLs): createTask then uses that same key, one key per job."""
         storage, ttl = self.runtime.storage, max(self.settings.signed_url_ttl_s, self.settings.job_timeout_s)
         urls = []
         pool_key = None
@@ -226,7 +229,7 @@ class Engine:
             urls.append(prepared.url)
         token = self.providers.tokens.issue(job.id, slot.name, job.deadline_at.timestamp())
         callback = callback_url(self.settings.public_base_url, slot.name, token)
-        return GenerationRequest(
+        request = GenerationRequest(
             model=job.model,
             prompt=job.prompt,
             image_urls=tuple(urls),
@@ -235,6 +238,7 @@ class Engine:
             output_format=job.output_format,
             callback_url=callback,
         )
+        return request, pool_key
 
     async def _needs_upload(self, slot: ProviderSlot, url: str) -> bool:
         """Upload through the provider's API only when it cannot read our storage URL (or kie is told to)."""

@@ -77,10 +77,10 @@ class KeyPool:
         self.no_key_retry_s = no_key_retry_s
         self.clock = clock
 
-    async def sync_env_keys(self, secrets: Iterable[str]) -> int:
+    async def sync_env_keys(self, secrets: Iterable[str], *, label: str = "env") -> int:
         """Insert the env keys that are not in the table yet (idempotent); return how many were added."""
         rows = [
-            {"provider": self.provider, "secret": s, "label": "env", "active": True, "failure_count": 0,
+            {"provider": self.provider, "secret": s, "label": label, "active": True, "failure_count": 0,
              "created_at": self.clock()}
             for s in dict.fromkeys(s.strip() for s in secrets)
             if s
@@ -186,6 +186,27 @@ class KeyPool:
         async with self.database.session() as session:
             row = (await session.execute(sa.select(c.id, c.secret, c.label).where(c.id == key_id))).first()
         return PoolKey(row.id, row.secret, row.label) if row else None
+
+    async def count(self, *, excluding: Collection[str] = ()) -> int:
+        """How many keys this provider has in the pool, in any state (`excluding` these secrets): an operator who
+        added a key, even one the provider later refused, has configured this provider."""
+        c = _keys.c
+        stmt = sa.select(sa.func.count()).select_from(_keys).where(c.provider == self.provider)
+        if excluding:
+            stmt = stmt.where(c.secret.not_in(list(excluding)))
+        async with self.database.session() as session:
+            return int((await session.execute(stmt)).scalar_one())
+
+    async def set_active(self, secret: str, active: bool, reason: str | None = None) -> None:
+        """Switch the key with this secret on or off (the simulator's own key, by what is live at start-up)."""
+        c = _keys.c
+        stmt = (
+            sa.update(_keys)
+            .where(c.provider == self.provider, c.secret == secret, c.active.is_not(active))
+            .values(active=active, disabled_reason=reason, cooldown_until=None)
+        )
+        async with self.database.session() as session:
+            await session.execute(stmt)
 
     async def add(self, secret: str, label: str | None = None) -> int:
         """Add a key (CLI `keys add`); returns its id."""

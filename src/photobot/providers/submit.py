@@ -59,13 +59,20 @@ class Submitter:
         self.sleep = sleep
         self.provider_name = str(getattr(provider, "name", "unknown"))  # metrics label
 
-    async def submit(self, req: GenerationRequest) -> Submission:
-        """Create the provider task for `req`; ProviderError (incl. NoKeyAvailable) when it cannot be done now."""
+    async def submit(self, req: GenerationRequest, *, key: PoolKey | None = None) -> Submission:
+        """Create the provider task for `req`; ProviderError (incl. NoKeyAvailable) when it cannot be done now.
+
+        `key`: the key this job's submit step already took (to upload its input through the provider's API). The
+        first attempt uses it, so a job takes one key from the pool, not one for the upload and another for
+        createTask (with two keys, that sent every createTask to the same one); a failover takes another."""
         bad_keys: set[int] = set()
         used: list[PoolKey] = []
+        first = key
 
         async def attempt() -> SubmitResult:
-            key = await self.pool.acquire(exclude=bad_keys)
+            nonlocal first
+            key = first if first is not None and first.id not in bad_keys else await self.pool.acquire(exclude=bad_keys)
+            first = None
             used.append(key)
             try:
                 async with self.limiter.hold(key.bucket):

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from photobot.problems import Problem, problem_response
 from photobot.runtime import Runtime
+from photobot.signing import PROBE_HEADER
 from photobot.web.metrics import backlog_check
 
 CHECK_TIMEOUT_S = 2.0
@@ -31,7 +32,15 @@ DEGRADABLE = frozenset({"redis"})  # parts whose failure costs speed, not servic
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    """200 while the process serves HTTP. With `X-Photobot-Probe: <nonce>` the answer carries the nonce's HMAC
+    under our secret (`signing.ReachProbe`): how a process checks at start-up that its public address, where
+    providers call back, reaches a Photobot that accepts its callback tokens."""
+    headers = {}
+    nonce = request.headers.get(PROBE_HEADER)
+    runtime = getattr(request.app.state, "runtime", None)
+    if nonce and isinstance(runtime, Runtime):
+        headers[PROBE_HEADER] = runtime.reach_probe.answer(nonce)
+    return JSONResponse({"status": "ok"}, headers=headers)
 
 
 async def _check(name: str, probe: Callable[[], Awaitable[object]]) -> tuple[str, str | None]:

@@ -7,8 +7,8 @@ Request and response bodies are pydantic models; their JSON schemas come from `m
 models that validate the requests), so nothing is written twice. `undocumented(app)` lists every
 route/method without a description: a test keeps it empty.
 
-`/docs` is one self-contained HTML page (no CDN, no external script) that fetches `/openapi.json` and lists
-every operation with its parameters, bodies and schemas.
+`/docs` is Swagger UI, served from the `swagger-ui-py` package's static files (no CDN, nothing fetched from the
+internet): every operation with its parameters, bodies and schemas rendered as models, filterable by tag.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from photobot.api.event import KioskEventOut
@@ -131,6 +133,12 @@ ROUTE_DOCS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/openapi.json"): Operation("This document", ["operations"], responses={200: None}),
     ("GET", "/docs"): Operation("API documentation (HTML)", ["operations"], content="text/html", responses={200: None}),
+    ("GET", "/docs/{name}"): Operation(
+        "A file of the documentation page (Swagger UI, served locally)",
+        ["operations"],
+        content="text/plain",
+        responses={200: None, 404: _P},
+    ),
     ("POST", "/v1/jobs"): Operation(
         "Submit a guest's photo",
         ["jobs"],
@@ -424,73 +432,69 @@ async def docs(request: Request) -> Response:
     return HTMLResponse(DOCS_HTML, headers={"Content-Security-Policy": DOCS_CSP})
 
 
-DOCS_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"
+async def docs_asset(request: Request) -> Response:
+    """Swagger UI's own files, from the `swagger-ui-py` package (no CDN: /docs works offline); only these names."""
+    name = request.path_params["name"]
+    if name == "photobot-docs.js":
+        return Response(DOCS_JS, media_type="text/javascript", headers=ASSET_HEADERS)
+    if name not in DOCS_ASSETS:
+        raise HTTPException(404, "Not found")
+    return FileResponse(_swagger_static() / name, media_type=DOCS_ASSETS[name], headers=ASSET_HEADERS)
+
+
+def _swagger_static() -> Path:
+    import swagger_ui
+
+    return Path(swagger_ui.__file__).resolve().parent / "static"
+
+
+DOCS_ASSETS = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "favicon-32x32.png": "image/png",
+    "LICENSE": "text/plain",
+}
+ASSET_HEADERS = {"Cache-Control": "public, max-age=86400"}
+# Swagger UI draws its icons as data: images and styles elements inline; everything else comes from us.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self' data:"
+)
 
 DOCS_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Photobot API</title>
-<style>
-body{font:15px/1.5 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
-header{background:#1d2330;color:#fff;padding:1rem 2rem}header h1{margin:0;font-size:1.3rem}
-main{max-width:1100px;margin:0 auto;padding:1rem 2rem}
-h2{border-bottom:2px solid #d7dbe2;padding-bottom:.2rem;margin-top:2rem;text-transform:capitalize}
-details{background:#fff;border:1px solid #d7dbe2;border-radius:6px;margin:.4rem 0}
-summary{cursor:pointer;padding:.5rem .8rem;display:flex;gap:.8rem;align-items:baseline}
-.m{font:700 .8rem monospace;padding:.1rem .45rem;border-radius:4px;color:#fff;min-width:3.6rem;text-align:center}
-.get{background:#2f7ed8}.post{background:#2a9d5c}.put{background:#c88a10}.patch{background:#8e5bd0}
-.delete{background:#c8423b}.path{font-family:monospace;font-weight:600}.sum{color:#555}
-.body{padding:.3rem 1rem 1rem}pre{background:#f0f2f5;padding:.6rem;border-radius:4px;overflow:auto;font-size:12px}
-table{border-collapse:collapse}td,th{padding:.15rem .6rem;border-bottom:1px solid #e4e7ec;text-align:left}
-.lock{font-size:.8rem;color:#a05a00}
-</style></head>
-<body><header><h1 id="title">Photobot API</h1><div id="desc"></div></header>
-<main id="root"><p>Loading <a href="openapi.json">openapi.json</a>…</p></main>
-<script>
-(function(){
-  function el(tag, attrs, children){var n=document.createElement(tag);attrs=attrs||{};
-    for(var k in attrs){if(k==="text"){n.textContent=attrs[k];}else{n.setAttribute(k,attrs[k]);}}
-    (children||[]).forEach(function(c){if(c){n.appendChild(c);}});return n;}
-  function resolve(spec, schema, depth){
-    if(!schema||depth>6){return schema;}
-    if(schema.$ref){var name=schema.$ref.split("/").pop();return resolve(spec, spec.components.schemas[name], depth+1);}
-    var out=Array.isArray(schema)?[]:{};for(var k in schema){var v=schema[k];
-      out[k]=(v&&typeof v==="object")?resolve(spec,v,depth+1):v;}return out;}
-  function pre(obj){return el("pre",{text:JSON.stringify(obj,null,2)});}
-  var base=location.pathname.replace(/docs\\/?$/,"");
-  fetch(base+"openapi.json").then(function(r){return r.json();}).then(function(spec){
-    document.getElementById("title").textContent=spec.info.title+" "+spec.info.version;
-    document.getElementById("desc").textContent=spec.info.description||"";
-    var root=document.getElementById("root");root.innerHTML="";var groups={};
-    Object.keys(spec.paths).forEach(function(path){var item=spec.paths[path];
-      Object.keys(item).forEach(function(method){var op=item[method];var tag=(op.tags||["other"])[0];
-        (groups[tag]=groups[tag]||[]).push([method,path,op]);});});
-    Object.keys(groups).sort().forEach(function(tag){root.appendChild(el("h2",{text:tag}));
-      groups[tag].forEach(function(entry){var method=entry[0],path=entry[1],op=entry[2];
-        var body=el("div",{"class":"body"});
-        if(op.description){body.appendChild(el("p",{text:op.description}));}
-        if(op.security){body.appendChild(el("p",{"class":"lock",text:"Auth: "+op.security.map(function(s){
-          return Object.keys(s).join(", ");}).join(" or ")}));}
-        if(op.parameters){var t=el("table",{},[el("tr",{},[el("th",{text:"parameter"}),el("th",{text:"in"}),
-          el("th",{text:"type"}),el("th",{text:"required"})])]);
-          op.parameters.forEach(function(p){t.appendChild(el("tr",{},[el("td",{text:p.name}),el("td",{text:p.in}),
-            el("td",{text:JSON.stringify(p.schema)}),el("td",{text:p.required?"yes":""})]));});
-          body.appendChild(t);}
-        if(op.requestBody){Object.keys(op.requestBody.content).forEach(function(ct){
-          body.appendChild(el("h4",{text:"Request body ("+ct+")"}));
-          body.appendChild(pre(resolve(spec,op.requestBody.content[ct].schema,0)));});}
-        Object.keys(op.responses||{}).forEach(function(status){var resp=op.responses[status];
-          body.appendChild(el("h4",{text:status+" "+(resp.description||"")}));
-          if(resp.content){Object.keys(resp.content).forEach(function(ct){var s=resp.content[ct].schema;
-            if(s&&Object.keys(s).length){body.appendChild(pre(resolve(spec,s,0)));}
-            else{body.appendChild(el("div",{text:ct}));}});}});
-        root.appendChild(el("details",{},[el("summary",{},[el("span",{"class":"m "+method,text:method.toUpperCase()}),
-          el("span",{"class":"path",text:path}),el("span",{"class":"sum",text:op.summary||""})]),body]));});});
-  }).catch(function(e){document.getElementById("root").textContent="Could not load openapi.json: "+e;});
-})();
-</script></body></html>
+<link rel="stylesheet" href="docs/swagger-ui.css">
+<link rel="icon" type="image/png" href="docs/favicon-32x32.png">
+</head>
+<body><div id="swagger-ui"><p>Loading the API description (<a href="openapi.json">openapi.json</a>)…</p></div>
+<script src="docs/swagger-ui-bundle.js"></script>
+<script src="docs/photobot-docs.js"></script>
+</body></html>
+"""
+
+# Relative to /docs, so the page also works under a path prefix. Models expanded one level, operations
+# collapsed and filterable: the page is for reading; "Try it out" works with a bearer token.
+DOCS_JS = """window.addEventListener("load", function () {
+  var base = location.pathname.replace(/docs\\/?$/, "");
+  window.ui = SwaggerUIBundle({
+    url: base + "openapi.json",
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    filter: true,
+    docExpansion: "none",
+    defaultModelsExpandDepth: 1,
+    defaultModelExpandDepth: 2,
+    displayRequestDuration: true,
+    tryItOutEnabled: false,
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: "BaseLayout"
+  });
+});
 """
 
 routes = [
     Route("/openapi.json", openapi_json, methods=["GET"]),
     Route("/docs", docs, methods=["GET"]),
+    Route("/docs/{name}", docs_asset, methods=["GET"]),
 ]
