@@ -262,7 +262,7 @@ class AdminJobOut(BaseModel):
     guest_id: str | None
     email: str | None = Field(description="Masked.")
     phone: str | None = Field(description="Masked.")
-    input_key: str
+    input_key: str | None
     result_key: str | None
     created_at: datetime
     updated_at: datetime

@@ -47,9 +47,12 @@ class JobFields(BaseModel):
 
 
 class JobRequest(JobFields):
-    """JSON form of the request: the image is a data URI or an https URL."""
+    """JSON form of the request: the image is a data URI or an https URL (left out for a text-to-image style)."""
 
-    image: str = Field(min_length=1, description="data:image/...;base64,... or https://...")
+    image: str | None = Field(
+        None, min_length=1, description="data:image/...;base64,... or https://...; omitted for a style whose model "
+        "takes no input image (text-to-image), required for every other style.",
+    )  # fmt: skip
 
 
 class JobError(BaseModel):

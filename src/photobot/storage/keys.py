@@ -39,5 +39,10 @@ def thumb_key(job_id: str) -> str:
     return f"thumbs/{job_id}.jpg"
 
 
+def style_preview_key(style_id: str, extension: str) -> str:
+    """A style's example image, shown in the kiosk's style picker."""
+    return f"styles/{style_id}/preview.{extension}"
+
+
 def extension_of(key: str, default: str = "jpg") -> str:
     return key.rsplit(".", 1)[-1] if "." in key.rsplit("/", 1)[-1] else default
