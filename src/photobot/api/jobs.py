@@ -23,7 +23,7 @@ from photobot.api.schemas import JobFields, JobRequest
 from photobot.api.views import RETRY_AFTER_S, etag, job_view
 from photobot.db.models import ClientToken, Job
 from photobot.intake import inspect
-from photobot.jobs.accept import Guest, IdempotencyRace, create_job, find_idempotent, plan_job
+from photobot.jobs.accept import Guest, IdempotencyRace, check_style_photo, create_job, find_idempotent, plan_job
 from photobot.logs import bind
 from photobot.problems import Problem, not_found, validation_error
 from photobot.runtime import Runtime
@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_KEY_MAX = 200
 
 
-async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads.RawImage | None]:
-    """The fields and the photo (None when the request has none: right only for a text-to-image style)."""
+async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads.RawImage | None, str | None]:
+    """The fields, and the photo: a file part already on disk, or the data URI / URL of a JSON or text `image`
+    (fetched only once the style is known to take a photo); neither for a text-to-image style."""
     settings = runtime.settings
     tmp_dir = settings.var_dir / "tmp"
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -48,22 +49,14 @@ async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads
             body = JobRequest.model_validate(data)
         except ValidationError as exc:
             raise validation_problem(exc) from None
-        fields = JobFields.model_validate(body.model_dump(exclude={"image"}))
-        if body.image is None:
-            return fields, None
-        raw = await uploads.save_image_field(body.image, runtime.fetcher, tmp_dir, settings.max_image_bytes)
-        return fields, raw
+        return JobFields.model_validate(body.model_dump(exclude={"image"})), None, body.image
     if ctype == "multipart/form-data":
         form, upload = await uploads.receive_form(request, tmp_dir, settings.max_image_bytes)
         try:
             if upload is None:
                 body = JobRequest.model_validate(form)  # `image` as a text field: an URL or a data URI
-                fields = JobFields.model_validate(body.model_dump(exclude={"image"}))
-                if body.image is None:
-                    return fields, None
-                raw = await uploads.save_image_field(body.image, runtime.fetcher, tmp_dir, settings.max_image_bytes)
-                return fields, raw
-            return JobFields.model_validate(form), upload
+                return JobFields.model_validate(body.model_dump(exclude={"image"})), None, body.image
+            return JobFields.model_validate(form), upload, None
         except BaseException as exc:
             if upload is not None:
                 upload.path.unlink(missing_ok=True)
@@ -111,9 +104,16 @@ async def submit_job(request: Request) -> Response:
     if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX):
         raise validation_error(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters.")
 
-    fields, raw = await _parse(request, runtime)
+    fields, raw, image_ref = await _parse(request, runtime)
     try:
         owner = resolve_owner(client, fields.event_id, fields.user_id)
+        if image_ref is not None:
+            async with runtime.db.session() as session:  # no download for a style that would refuse the photo
+                await check_style_photo(session, runtime.settings, fields.style, has_photo=True)
+            settings = runtime.settings
+            raw = await uploads.save_image_field(
+                image_ref, runtime.fetcher, settings.var_dir / "tmp", settings.max_image_bytes
+            )
         # hash what the request means, not how it was spelled: a kiosk naming its own event_id or leaving it out
         # is the same request (a retry must replay, not conflict)
         req_hash = request_hash(

@@ -94,6 +94,14 @@ def check_photo(style_id: str, model: str, has_photo: bool) -> None:
         )
 
 
+async def check_style_photo(session: AsyncSession, settings: Settings, style_id: str, *, has_photo: bool) -> None:
+    """The photo rule alone, before a photo named by URL is fetched (`plan_job` applies it again, with the rest);
+    an unknown style is left for `plan_job` to refuse."""
+    style = await session.get(Style, style_id)
+    if style is not None and style.active:
+        check_photo(style.id, provider_for_style(settings, style.provider, style.model)[1], has_photo)
+
+
 async def plan_job(
     session: AsyncSession,
     settings: Settings,

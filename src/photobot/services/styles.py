@@ -57,7 +57,7 @@ class StyleIn(BaseModel):
             spec = spec_for(self.model)
             normalise_params(self.model, self.aspect_ratio, self.resolution, self.output_format)
         except InvalidParameter as exc:
-            raise ValueError(exc.message if exc.field != "model" else str(exc)) from None
+            raise ValueError(str(exc)) from None
         if self.reference_keys and spec.image_field is None:
             raise ValueError(f"{self.model} makes images from the prompt alone: it takes no reference_keys")
         if len(self.reference_keys) + (1 if spec.image_field else 0) > max(spec.max_images, 1):
@@ -90,10 +90,12 @@ def parse_styles(text: str, filename: str = "styles.yaml") -> list[StyleEntry]:
             entries.append(StyleEntry.model_validate(item))
         except ValidationError as exc:
             first = exc.errors()[0]
-            name = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else f"#{index + 1}"
             where = ".".join(str(p) for p in first["loc"])
             message = first["msg"].removeprefix("Value error, ")
-            raise Invalid(f"style {name}{f' {where}' if where else ''}: {message}") from None
+            style_id = item.get("id") if isinstance(item, dict) else None
+            if where:
+                raise Invalid(f"style {where}: {message} (entry {index + 1})") from None
+            raise Invalid(f"style {style_id or f'entry {index + 1}'}: {message}") from None
     return entries
 
 
