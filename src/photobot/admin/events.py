@@ -11,7 +11,7 @@ from photobot.admin.common import AUTH_ERRORS, PREFIX, P, admin, body, int_param
 from photobot.services import accounts, operations
 from photobot.web.openapi import operation
 
-NOT_NULL_EVENT_FIELDS = ("name", "language", "notify_urls", "alert_urls", "notify_on_failure", "templates")
+NOT_NULL_EVENT_FIELDS = ("name", "language", "notify_urls", "alert_urls", "notify_on_failure", "templates", "styles")
 
 
 @operation(summary="List events", tags=["admin: events"], auth="admin", responses={200: s.EventOut, **AUTH_ERRORS},
@@ -50,8 +50,8 @@ async def get_event(request: Request) -> Response:
     return render(await run(call))
 
 
-@operation(summary="Change an event's name, branding, notification and alert URLs", tags=["admin: events"],
-           auth="admin", body=s.EventUpdate,
+@operation(summary="Change an event's name, branding, notification and alert URLs, offered styles",
+           tags=["admin: events"], auth="admin", body=s.EventUpdate,
            responses={200: s.EventOut, 400: P, **AUTH_ERRORS, 404: P, 422: P})  # fmt: skip
 async def update_event(request: Request) -> Response:
     runtime = await admin(request)

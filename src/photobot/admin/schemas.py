@@ -7,7 +7,7 @@ Apprise URLs (which hold passwords and bot tokens) only by scheme, guest e-mail 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -51,6 +51,10 @@ class EventFields(BaseModel):
     alert_urls: list[str] | None = Field(None, description="Organiser alert Apprise URLs (credits running low).")
     notify_on_failure: bool | None = None
     templates: dict[str, str] | None = None
+    styles: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        None, max_length=200,
+        description="Style ids the event's kiosks offer, in their order; [] offers every active style.",
+    )  # fmt: skip
 
     @field_validator("notify_urls", "alert_urls")
     @classmethod
@@ -89,6 +93,7 @@ class EventOut(BaseModel):
     alert_urls: list[str] = Field(description="Masked: scheme only.")
     notify_on_failure: bool
     templates: dict[str, str]
+    styles: list[str] = Field(description="The styles offered, in order; empty: every active style.")
     created_at: datetime
 
     @classmethod
@@ -155,6 +160,7 @@ class StyleOut(BaseModel):
     output_format: str | None
     cost: int
     reference_keys: list[str]
+    preview_key: str | None = Field(description="Storage key of the example image the kiosk shows.")
     active: bool
     created_at: datetime
     updated_at: datetime

@@ -74,3 +74,16 @@ class JobView(BaseModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
+
+
+class StyleChoice(BaseModel):
+    """A style as a kiosk offers it."""
+
+    id: str
+    name: str
+    takes_photo: bool = Field(description="False for a text-to-image style: submit it without `image`.")
+    preview_url: str | None = Field(None, description="A signed link to an example image (null: none).")
+
+
+class StylesOut(BaseModel):
+    styles: list[StyleChoice] = Field(description="In the order the kiosk shows them.")

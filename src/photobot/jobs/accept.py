@@ -28,7 +28,7 @@ from photobot.db.models import Event, Job, JobState, JobTransition, Style, User,
 from photobot.jobs import credits
 from photobot.problems import Problem, validation_error
 from photobot.providers.assembly import provider_for_style
-from photobot.providers.models import InvalidParameter, normalise_params, spec_for
+from photobot.providers.models import SPECS, InvalidParameter, normalise_params
 from photobot.settings import Settings
 from photobot.storage import Storage
 from photobot.storage.keys import input_key, upload_key
@@ -74,8 +74,10 @@ def no_credits() -> Problem:
 
 
 def takes_photo(model: str) -> bool:
-    """Whether a job of this model starts from the guest's photo (False: text-to-image, from the prompt alone)."""
-    return spec_for(model).image_field is not None
+    """Whether a job of this model starts from the guest's photo (False: text-to-image, from the prompt alone).
+    An unknown model counts as taking one: what a booth does, and `normalise_params` refuses it anyway."""
+    spec = SPECS.get(model)
+    return spec is None or spec.image_field is not None
 
 
 def check_photo(style_id: str, model: str, has_photo: bool) -> None:

@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from photobot.db.models import Event, User
 from photobot.jobs import credits
 from photobot.services import Invalid, NotFound
+from photobot.services.styles import check_style_ids
 
 EVENT_EDITABLE = {
     "name",
@@ -23,6 +24,7 @@ EVENT_EDITABLE = {
     "alert_urls",
     "notify_on_failure",
     "templates",
+    "styles",
 }
 
 
@@ -34,6 +36,8 @@ async def create_event(session: AsyncSession, name: str, credits_: int = 0, **fi
     unknown = set(fields) - EVENT_EDITABLE
     if unknown:
         raise Invalid(f"unknown event fields: {', '.join(sorted(unknown))}")
+    if "styles" in fields:
+        fields["styles"] = await check_style_ids(session, list(fields["styles"]))
     event = Event(name=name.strip(), **fields)
     session.add(event)
     await session.flush()
@@ -60,6 +64,8 @@ async def update_event(session: AsyncSession, event_id: int, **fields: Any) -> E
     if unknown:
         raise Invalid(f"unknown event fields: {', '.join(sorted(unknown))}")
     event = await get_event(session, event_id)
+    if "styles" in fields:
+        fields["styles"] = await check_style_ids(session, list(fields["styles"]))
     for name, value in fields.items():
         setattr(event, name, value)
     await session.flush()

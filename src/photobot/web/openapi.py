@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from photobot.api.schemas import JobFields, JobRequest, JobView
+from photobot.api.schemas import JobFields, JobRequest, JobView, StylesOut
 
 Auth = Literal["client", "admin", "callback", "signed", None]
 
@@ -64,7 +64,10 @@ class ProviderCallback(BaseModel):
 class JobMultipart(JobFields):
     """Multipart form: the fields of a job plus the photo as a file part."""
 
-    image: bytes = Field(json_schema_extra={"format": "binary"}, description="The guest's photo (JPEG, PNG, WebP…).")
+    image: bytes | None = Field(
+        None, json_schema_extra={"format": "binary"},
+        description="The guest's photo (JPEG, PNG, WebP…); left out for a text-to-image style (`takes_photo: false`).",
+    )  # fmt: skip
 
 
 class GuestJobOut(BaseModel):
@@ -72,18 +75,6 @@ class GuestJobOut(BaseModel):
 
     model_config = {"extra": "allow"}
     status: str
-
-
-class StyleSummary(BaseModel):
-    """A style as kiosks list it."""
-
-    model_config = {"extra": "allow"}
-    id: str
-    name: str
-
-
-class StylesOut(BaseModel):
-    styles: list[StyleSummary]
 
 
 # --- descriptions -------------------------------------------------------------------------------------------
@@ -144,7 +135,10 @@ ROUTE_DOCS: dict[tuple[str, str], Operation] = {
         "Follow a job", ["jobs"], auth="client", responses={200: JobView, 304: None, 401: _P, 404: _P}
     ),
     ("GET", "/v1/styles"): Operation(
-        "The active style catalogue", ["jobs"], auth="client", responses={200: StylesOut, 401: _P}
+        "The styles this token may offer (an event's selection, in its order)",
+        ["jobs"],
+        auth="client",
+        responses={200: StylesOut, 401: _P},
     ),
     ("POST", "/webhooks/kie"): Operation(
         "kie.ai callback (tokenized URL)",
