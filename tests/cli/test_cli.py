@@ -470,9 +470,11 @@ async def test_style_previews_and_event_styles(cli: Run, db_url: str, tmp_path: 
     assert (media / "styles" / "castle" / "preview.png").read_bytes() == (folder / "img" / "castle.png").read_bytes()
 
     refusals = {
-        "refs.yaml": ("- id: t2i\n  name: T\n  prompt: p\n  model: google/nano-banana\n  reference_keys: [styles/x.png]\n",
+        "refs.yaml": ("- id: t2i\n  name: T\n  prompt: p\n  model: google/nano-banana\n"
+                      "  reference_keys: [styles/x.png]\n",
                       "style t2i: google/nano-banana makes images from the prompt alone"),
-        "model.yaml": ("- id: t\n  name: T\n  prompt: p\n  model: dall-e-3\n", "style t: model: unknown model 'dall-e-3'"),
+        "model.yaml": ("- id: t\n  name: T\n  prompt: p\n  model: dall-e-3\n",
+                       "style t: model: unknown model 'dall-e-3'"),
         "ratio.yaml": ('- id: t\n  name: T\n  prompt: p\n  aspect_ratio: "7:3"\n', "aspect_ratio: '7:3' is not one of"),
         "nopic.yaml": ("- id: t\n  name: T\n  prompt: p\n  preview: missing.jpg\n", "cannot read preview"),
         "badpic.yaml": ("- id: t\n  name: T\n  prompt: p\n  preview: not-an-image.png\n", "preview not-an-image.png"),
