@@ -10,7 +10,6 @@ from PIL import Image
 
 from photobot.db import Database
 from photobot.db.models import Style
-from photobot.services import styles as styles_svc
 from photobot.services.styles import StyleIn, upsert_styles
 from tests.support.api import assert_accepted, assert_problem, submit_multipart, unchanged
 from tests.support.stack import Stack, StackFactory
@@ -25,8 +24,7 @@ async def _styles(env: Stack, token: str | None = None) -> list[dict[str, object
 
 async def test_an_event_offers_its_styles_in_its_order_with_previews(database: Database, stack: StackFactory) -> None:
     async with stack(database, simulator=False, run_dispatcher=False) as env:
-        async with env.db.session() as session:  # the shipped previews go into this app's storage
-            await styles_svc.load_default_catalogue(session, env.runtime.storage)
+        async with env.db.session() as session:  # the stack stored the shipped previews; one style has none
             await upsert_styles(
                 session, [StyleIn(id="t2i", name="Castle", prompt="a castle", model="google/nano-banana")]
             )
