@@ -185,8 +185,8 @@ async def test_live_wall_fills_the_screen(live: Stack, browser: Any, count: int)
     )
     print(f"wall {count}: tiles cover {covered:.1%}, photos {sum(shown) / (WALL['width'] * WALL['height']):.1%}")
     if count in (1, 10, 100):
-        name = f"wall-{count}.png"
-        await page.screenshot(path=screenshot_path(name))
+        name = f"wall-{count}.jpg"
+        await page.screenshot(path=screenshot_path(name), type="jpeg", quality=80)
         publish(name)
     assert errors == []
     await context.close()
