@@ -117,3 +117,21 @@ async def test_hostile_event_fields_leave_no_control_characters(
     text = part(message, "text/plain").get_content()
     assert_clean_text(text)
     assert "Gala" in text and "Night" in text
+
+
+async def test_an_event_html_override_without_the_cid_still_shows_the_photo(
+    notify_sqlite, notify_smtp, notify_settings, notify_storage
+):
+    settings = notify_settings(smtp_url=notify_smtp.url)
+    event = await make_event(notify_sqlite, templates={"email_html": "<p>Here it is, {{ style.name }}!</p>"})
+    job = await make_job(notify_sqlite, event, email=GUEST)
+    image = png((8, 8), (200, 30, 90))
+    notify_storage.put(f"results/{job.id}.png", image)
+    await finish_job(notify_sqlite, job.id, settings)
+    assert await Notifier(notify_sqlite, settings, notify_storage).run_due() == 1
+
+    message = received(notify_smtp)
+    html = part(message, "text/html").get_content()
+    assert html.startswith("<p>Here it is, Pop Art!</p>") and '<img src="cid:photo.png">' in html  # appended
+    photo = part(message, "image/png")
+    assert photo["Content-ID"] == "<photo.png>" and photo.get_content() == image
