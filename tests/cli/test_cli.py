@@ -561,3 +561,63 @@ async def test_guest_privacy_commands(cli: Run, db_url: str, tmp_path: Path) -> 
     purged = (await cli("events", "purge", str(event_id), "--yes", "--json")).json()
     assert (purged["jobs"], purged["files_deleted"]) == (4, 3)  # only the new job still had photos
     assert not [p for p in media.rglob("*") if p.is_file() and other in p.name]
+
+
+async def test_style_previews_and_event_styles(cli: Run, db_url: str, tmp_path: Path) -> None:
+    """Bootstrap stores the shipped previews; a style file names its own (relative to the file); a text-to-image
+    style that could never work is refused at import; `events update --styles` sets an event's picker."""
+    from PIL import Image
+
+    media = tmp_path / "var" / "media"
+    boot = (await cli("bootstrap", "--json")).json()
+    shipped = await _rows(db_url, sa.select(Style.id, Style.preview_key).order_by(Style.id))
+    assert len(shipped) == boot["styles_loaded"] and all(key == f"styles/{sid}/preview.jpg" for sid, key in shipped)
+    assert all((media / key).is_file() for _, key in shipped)
+
+    folder = tmp_path / "catalogue"
+    (folder / "img").mkdir(parents=True)
+    Image.new("RGB", (200, 150), (200, 40, 90)).save(folder / "img" / "castle.png")
+    (folder / "not-an-image.png").write_bytes(b"hello")
+    good = folder / "mine.yaml"
+    good.write_text(
+        "- id: castle\n  name: Castle\n  prompt: a castle at dawn\n  model: google/nano-banana\n"
+        "  preview: img/castle.png\n"
+    )
+    imported = (await cli("styles", "import", str(good), "--json")).json()
+    assert imported[0]["preview_key"] == "styles/castle/preview.png"
+    assert (media / "styles" / "castle" / "preview.png").read_bytes() == (folder / "img" / "castle.png").read_bytes()
+
+    refusals = {
+        "refs.yaml": ("- id: t2i\n  name: T\n  prompt: p\n  model: google/nano-banana\n"
+                      "  reference_keys: [styles/x.png]\n",
+                      "style t2i: google/nano-banana makes images from the prompt alone"),
+        "model.yaml": ("- id: t\n  name: T\n  prompt: p\n  model: dall-e-3\n",
+                       "style t: model: unknown model 'dall-e-3'"),
+        "ratio.yaml": ('- id: t\n  name: T\n  prompt: p\n  aspect_ratio: "7:3"\n', "aspect_ratio: '7:3' is not one of"),
+        "nopic.yaml": ("- id: t\n  name: T\n  prompt: p\n  preview: missing.jpg\n", "cannot read preview"),
+        "badpic.yaml": ("- id: t\n  name: T\n  prompt: p\n  preview: not-an-image.png\n", "preview not-an-image.png"),
+    }  # fmt: skip
+    for name, (text, _) in refusals.items():
+        (folder / name).write_text(text)
+    events = (await cli("events", "list", "--json")).json()
+    event_id = events[0]["id"]
+    results = await _all(
+        *(cli("styles", "import", str(folder / name), "--json") for name in refusals),
+        cli("events", "update", str(event_id), "--styles", "pb_c, castle,pb_a", "--json"),
+        cli("events", "update", str(event_id), "--styles", "pb_a,nope"),
+        cli("events", "update", str(event_id), "--styles", "pb_a,pb_a"),
+        cli("events", "update", str(event_id)),
+        cli("events", "update", "999", "--styles", "pb_a"),
+    )
+    for result, (_, fragment) in zip(results, refusals.values(), strict=False):
+        result.failed(fragment)
+    updated, unknown, twice, nothing, missing = results[len(refusals) :]
+    assert updated.json()["styles"] == ["pb_c", "castle", "pb_a"]
+    unknown.failed("no such style: nope")
+    twice.failed("pb_a is listed twice")
+    nothing.failed("nothing to change")
+    missing.failed("event 999 not found")
+    assert await _scalar(db_url, sa.select(sa.func.count()).select_from(Style)) == len(shipped) + 1
+    assert await _scalar(db_url, sa.select(Event.styles).where(Event.id == event_id)) == ["pb_c", "castle", "pb_a"]
+    cleared = (await cli("events", "update", str(event_id), "--styles", "", "--json")).json()
+    assert cleared["styles"] == []

@@ -18,8 +18,10 @@ async def test_styles_need_a_token_and_list_active_styles(shared_pages: Stack) -
     response = await env.client.get("/v1/styles", headers={"Authorization": f"Bearer {env.kiosk_token}"})
     assert response.status_code == 200
     styles = response.json()["styles"]
-    assert {"id": "pb_a", "name": "Pixar-style 3D"} in styles
-    assert all(set(s) == {"id", "name"} for s in styles)
+    pixar = next(s for s in styles if s["id"] == "pb_a")
+    assert pixar["name"] == "Pixar-style 3D" and pixar["takes_photo"] is True
+    assert "/media/styles/pb_a/preview.jpg?exp=" in pixar["preview_url"]
+    assert all(set(s) == {"id", "name", "takes_photo", "preview_url"} for s in styles)
     assert "pb_d" not in {s["id"] for s in styles}
 
 

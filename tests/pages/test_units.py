@@ -1,4 +1,5 @@
-"""Small pure parts of the pages: link signatures (with key rotation), text colour on brand colours."""
+"""Small pure parts of the pages: link signatures (with key rotation), text colour on brand colours, the shape of
+the live wall's grid."""
 
 from __future__ import annotations
 
@@ -36,3 +37,17 @@ def test_unsafe_brand_values_are_ignored() -> None:
     event = Event(name="x", primary_color="red;}body{display:none", logo_url="javascript:alert(1)", language="xx")
     brand = Branding.of(event)
     assert brand.color == "#5b3df5" and brand.logo_url is None and brand.lang == "en" and brand.title == "x"
+
+
+def test_the_wall_grid_is_shaped_to_the_count() -> None:
+    from photobot.pages.routes import WALL_AREA, wall_shape
+
+    shapes = {n: wall_shape(n, *WALL_AREA) for n in (0, 1, 2, 3, 4, 5, 10, 24, 60, 100)}
+    assert shapes[0] == shapes[1] == (1, 1)
+    assert shapes[2] == (2, 1) and shapes[3] == (3, 1) and shapes[10] == (5, 2)
+    for n, (cols, rows) in shapes.items():
+        assert cols * rows >= n and (rows - 1) * cols < max(n, 1)  # room for all, no empty row
+        side = min(WALL_AREA[0] / cols, WALL_AREA[1] / rows)
+        for other in range(1, max(n, 1) + 1):  # no other column count shows the photos larger
+            other_rows = -(-max(n, 1) // other)
+            assert min(WALL_AREA[0] / other, WALL_AREA[1] / other_rows) <= side + 1e-9

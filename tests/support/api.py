@@ -98,7 +98,12 @@ def _bucket(env: Stack) -> tuple[str, dict[str, str]] | None:
 
 
 def stored_keys(env: Stack) -> frozenset[str]:
-    """Every object in the storage backend (the media directory, or the S3 bucket)."""
+    """Every object in the storage backend (the media directory, or the S3 bucket) besides the style catalogue's
+    images (`styles/…`, stored when the stack starts): the photos of jobs."""
+    return frozenset(k for k in _all_keys(env) if not k.startswith("styles/"))
+
+
+def _all_keys(env: Stack) -> frozenset[str]:
     bucket = _bucket(env)
     if bucket is not None:
         import boto3

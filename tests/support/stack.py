@@ -8,9 +8,10 @@ the kie simulator. One environment class, `Stack`, for every test that talks to 
 `open_stack` starts a `Simulator` (fast callbacks unless told otherwise), builds settings with
 `kie_base_url=sim.url` (so the app does not start its own), serves `create_app` on a free port that is also
 `public_base_url`, and seeds the database (`tests/support/seed.py`: an event with credits, an app user, kiosk,
-app and admin tokens, the default styles). `open_app` is the app alone (no simulator, no dispatcher, plain
-settings) for the API and page tests. Use them with the `database` fixture (SQLite and PostgreSQL, audited after
-the test) or `pg_database` / `sqlite_database`; the fixtures in `tests/conftest.py` hand out the factories.
+app and admin tokens, the default styles, whose preview images go into the app's storage once it runs).
+`open_app` is the app alone (no simulator, no dispatcher, plain settings) for the API and page tests. Use them
+with the `database` fixture (SQLite and PostgreSQL, audited after the test) or `pg_database` /
+`sqlite_database`; the fixtures in `tests/conftest.py` hand out the factories.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from photobot.providers.simulator.config import SimConfig
 from photobot.providers.simulator.kie_api import callback_payload
 from photobot.providers.simulator.runner import Simulator
 from photobot.runtime import Runtime
-from photobot.services import accounts
+from photobot.services import accounts, styles
 from photobot.settings import Settings, load_settings
 from tests.support.images import jpeg, striped_png
 from tests.support.metrics import Samples, parse_metrics
@@ -346,6 +347,9 @@ async def open_stack(
             serve(app, port=port, **(serve_options or {})) as base_url,
             httpx.AsyncClient(base_url=base_url, timeout=30) as client,
         ):
+            if reuse is None:  # the shipped styles' preview images, in this app's storage (as bootstrap does)
+                async with db.session() as session:
+                    await styles.load_default_catalogue(session, app.state.runtime.storage)
             yield Stack(
                 base_url, client, db, settings, app, seeded["event_id"], seeded["user_id"],
                 seeded["kiosk"], seeded["app"], seeded["admin"], sim, view_as,

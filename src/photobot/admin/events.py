@@ -13,7 +13,7 @@ from photobot.web.openapi import operation
 
 NOT_NULL_EVENT_FIELDS = (
     "name", "language", "notify_urls", "alert_urls", "notify_on_failure", "templates", "consent_required",
-    "moderation",
+    "moderation", "styles",
 )  # fmt: skip
 
 
@@ -53,8 +53,8 @@ async def get_event(request: Request) -> Response:
     return render(await run(call))
 
 
-@operation(summary="Change an event's name, branding, notification and alert URLs, consent, moderation, per-guest "
-           "cap and retention", tags=["admin: events"],
+@operation(summary="Change an event's name, branding, notification and alert URLs, offered styles, consent, "
+           "moderation, per-guest cap and retention", tags=["admin: events"],
            auth="admin", body=s.EventUpdate,
            responses={200: s.EventOut, 400: P, **AUTH_ERRORS, 404: P, 422: P})  # fmt: skip
 async def update_event(request: Request) -> Response:

@@ -7,7 +7,7 @@ Apprise URLs (which hold passwords and bot tokens) only by scheme, guest e-mail 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -62,6 +62,10 @@ class EventFields(BaseModel):
     retention_days: int | None = Field(
         None, ge=1, le=3650, description="Days photos are kept; null: PHOTOBOT_RESULT_TTL_DAYS."
     )
+    styles: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        None, max_length=200,
+        description="Style ids the event's kiosks offer, in their order; [] offers every active style.",
+    )  # fmt: skip
 
     @field_validator("notify_urls", "alert_urls")
     @classmethod
@@ -132,6 +136,7 @@ class EventOut(BaseModel):
     moderation: Literal["auto", "approve"]
     max_photos_per_guest: int | None
     retention_days: int | None
+    styles: list[str] = Field(description="The styles offered, in order; empty: every active style.")
     created_at: datetime
 
     @classmethod
@@ -198,6 +203,7 @@ class StyleOut(BaseModel):
     output_format: str | None
     cost: int
     reference_keys: list[str]
+    preview_key: str | None = Field(description="Storage key of the example image the kiosk shows.")
     active: bool
     created_at: datetime
     updated_at: datetime
@@ -305,7 +311,7 @@ class AdminJobOut(BaseModel):
     guest_id: str | None
     email: str | None = Field(description="Masked.")
     phone: str | None = Field(description="Masked.")
-    input_key: str
+    input_key: str | None
     result_key: str | None
     created_at: datetime
     updated_at: datetime

@@ -2,7 +2,8 @@
 
 Submission answers 202 as soon as the photo is stored and the credit reserved: the photo's type and header
 dimensions are checked here, its pixels are decoded and cleaned by the worker's submit step, and no provider is
-called here.
+called here. A style whose model takes no input image (text-to-image) is submitted without `image`; a photo sent
+to it is refused here (422 `image_not_accepted`), as is a missing photo for every other style.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from photobot.api.schemas import JobFields, JobRequest
 from photobot.api.views import RETRY_AFTER_S, etag, job_view
 from photobot.db.models import ClientToken, Job
 from photobot.intake import inspect
-from photobot.jobs.accept import Guest, IdempotencyRace, create_job, find_idempotent, plan_job
+from photobot.jobs.accept import Guest, IdempotencyRace, check_style_photo, create_job, find_idempotent, plan_job
 from photobot.logs import bind
 from photobot.problems import Problem, not_found, validation_error
 from photobot.runtime import Runtime
@@ -36,7 +37,9 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_KEY_MAX = 200
 
 
-async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads.RawImage]:
+async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads.RawImage | None, str | None]:
+    """The fields, and the photo: a file part already on disk, or the data URI / URL of a JSON or text `image`
+    (fetched only once the style is known to take a photo); neither for a text-to-image style."""
     settings = runtime.settings
     tmp_dir = settings.var_dir / "tmp"
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -46,22 +49,14 @@ async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads
             body = JobRequest.model_validate(data)
         except ValidationError as exc:
             raise validation_problem(exc) from None
-        fields = JobFields.model_validate(body.model_dump(exclude={"image"}))
-        raw = await uploads.save_image_field(body.image, runtime.fetcher, tmp_dir, settings.max_image_bytes)
-        return fields, raw
+        return JobFields.model_validate(body.model_dump(exclude={"image"})), None, body.image
     if ctype == "multipart/form-data":
         form, upload = await uploads.receive_form(request, tmp_dir, settings.max_image_bytes)
         try:
             if upload is None:
-                if "image" in form:  # an URL or data URI sent as a text field
-                    body = JobRequest.model_validate(form)
-                    fields = JobFields.model_validate(body.model_dump(exclude={"image"}))
-                    raw = await uploads.save_image_field(body.image, runtime.fetcher, tmp_dir, settings.max_image_bytes)
-                    return fields, raw
-                raise validation_error(
-                    "image: a file part named `image` is required", [{"field": "image", "message": "required"}]
-                )
-            return JobFields.model_validate(form), upload
+                body = JobRequest.model_validate(form)  # `image` as a text field: an URL or a data URI
+                return JobFields.model_validate(body.model_dump(exclude={"image"})), None, body.image
+            return JobFields.model_validate(form), upload, None
         except BaseException as exc:
             if upload is not None:
                 upload.path.unlink(missing_ok=True)
@@ -109,12 +104,24 @@ async def submit_job(request: Request) -> Response:
     if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX):
         raise validation_error(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters.")
 
-    fields, raw = await _parse(request, runtime)
+    fields, raw, image_ref = await _parse(request, runtime)
     try:
         owner = resolve_owner(client, fields.event_id, fields.user_id)
+        if image_ref is not None:
+            async with runtime.db.session() as session:  # no download for a style that would refuse the photo
+                await check_style_photo(
+                    session, runtime.settings, fields.style, has_photo=True,
+                    default_provider=context.providers(request).live.slot,
+                )  # fmt: skip
+            settings = runtime.settings
+            raw = await uploads.save_image_field(
+                image_ref, runtime.fetcher, settings.var_dir / "tmp", settings.max_image_bytes
+            )
         # hash what the request means, not how it was spelled: a kiosk naming its own event_id or leaving it out
         # is the same request (a retry must replay, not conflict)
-        req_hash = request_hash(fields.model_copy(update={"event_id": owner[0], "user_id": owner[1]}), raw.sha256)
+        req_hash = request_hash(
+            fields.model_copy(update={"event_id": owner[0], "user_id": owner[1]}), raw.sha256 if raw else None
+        )
         if key is not None and (replay := await _replay_or_conflict(runtime, client, key, req_hash)):
             return replay
         guest = Guest(fields.guest_id, str(fields.email) if fields.email else None, fields.phone, fields.consent)
@@ -122,16 +129,16 @@ async def submit_job(request: Request) -> Response:
             spec = await plan_job(
                 session, runtime.settings, style_id=fields.style, aspect_ratio=fields.aspect_ratio,
                 resolution=fields.resolution, output_format=fields.output_format, owner=owner, token_id=client.id,
-                guest=guest, default_provider=context.providers(request).live.slot,
+                guest=guest, has_photo=raw is not None, default_provider=context.providers(request).live.slot,
             )  # fmt: skip
         # What is cheap and decisive is checked here (type 415, header dimensions 422); decoding, orientation,
         # metadata stripping and the downscale are the submit step's (`Engine.prepare_input`).
-        fmt, _, _ = inspect(raw.path, runtime.settings.max_image_pixels)
+        fmt = inspect(raw.path, runtime.settings.max_image_pixels)[0] if raw is not None else None
         try:
             job = await create_job(
-                runtime.db, runtime.storage, runtime.bus, runtime.settings, spec, raw.path,
-                extension=fmt.extension, content_type=fmt.content_type, idempotency_key=key, req_hash=req_hash,
-                as_uploaded=True,
+                runtime.db, runtime.storage, runtime.bus, runtime.settings, spec, raw.path if raw else None,
+                extension=fmt.extension if fmt else "", content_type=fmt.content_type if fmt else None,
+                idempotency_key=key, req_hash=req_hash, as_uploaded=True,
             )  # fmt: skip
         except IdempotencyRace:
             assert key is not None
@@ -140,13 +147,14 @@ async def submit_job(request: Request) -> Response:
                 raise
             return replay
     finally:
-        raw.path.unlink(missing_ok=True)
+        if raw is not None:
+            raw.path.unlink(missing_ok=True)
     with bind(job_id=job.id, event_id=job.event_id):
         log.info("job accepted", extra={"style": job.style_id})
     return await _accepted(runtime, job)
 
 
-def request_hash(fields: JobFields, image_sha256: str) -> str:
+def request_hash(fields: JobFields, image_sha256: str | None) -> str:
     """What the request means (fields and the photo's hash): a retry with the same Idempotency-Key must match it."""
     canonical = json.dumps({**fields.model_dump(mode="json"), "image": image_sha256}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -58,9 +58,12 @@ class JobFields(BaseModel):
 
 
 class JobRequest(JobFields):
-    """JSON form of the request: the image is a data URI or an https URL."""
+    """JSON form of the request: the image is a data URI or an https URL (left out for a text-to-image style)."""
 
-    image: str = Field(min_length=1, description="data:image/...;base64,... or https://...")
+    image: str | None = Field(
+        None, min_length=1, description="data:image/...;base64,... or https://...; omitted for a style whose model "
+        "takes no input image (text-to-image), required for every other style.",
+    )  # fmt: skip
 
 
 class JobError(BaseModel):
@@ -82,3 +85,16 @@ class JobView(BaseModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
+
+
+class StyleChoice(BaseModel):
+    """A style as a kiosk offers it."""
+
+    id: str
+    name: str
+    takes_photo: bool = Field(description="False for a text-to-image style: submit it without `image`.")
+    preview_url: str | None = Field(None, description="A signed link to an example image (null: none).")
+
+
+class StylesOut(BaseModel):
+    styles: list[StyleChoice] = Field(description="In the order the kiosk shows them.")

@@ -60,6 +60,18 @@ async def stores(settings: Settings) -> AsyncIterator[tuple[Database, Storage, B
 
 
 @asynccontextmanager
+async def storage_scope(settings: Settings) -> AsyncIterator[Storage]:
+    """The photo storage alone (style previews)."""
+    storage = open_storage(
+        settings.resolved_storage_url, public_base_url=settings.public_base_url, secrets=settings.secret_keys()
+    )
+    try:
+        yield storage
+    finally:
+        await storage.close()
+
+
+@asynccontextmanager
 async def session_scope(settings: Settings) -> AsyncIterator[AsyncSession]:
     db = Database(settings.resolved_database_url)
     try:

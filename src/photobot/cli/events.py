@@ -107,6 +107,23 @@ async def list_events(as_json: bool) -> None:
         emit([public_view(e) for e in await svc.list_events(session)], as_json)
 
 
+@events.command("update")
+@click.argument("event_id", type=int)
+@click.option(
+    "--styles", "style_ids", default=None, metavar="ID,ID,…",
+    help="The styles this event's kiosks offer, in this order (comma-separated); '' offers every active style.",
+)  # fmt: skip
+@json_option
+@run_async
+async def update_event(event_id: int, style_ids: str | None, as_json: bool) -> None:
+    """Change an event's settings (for now: which styles its kiosks offer, and their order)."""
+    if style_ids is None:
+        raise Invalid("nothing to change: give --styles")
+    chosen = [part.strip() for part in style_ids.split(",") if part.strip()]
+    async with session_scope(settings_from_env()) as session:
+        emit(public_view(await svc.update_event(session, event_id, styles=chosen)), as_json)
+
+
 @events.command("credits")
 @click.argument("event_id", type=int)
 @click.option("--add", "amount", type=int, required=True, help="Credits to grant (> 0).")

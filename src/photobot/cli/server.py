@@ -16,7 +16,15 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from photobot.cli.common import database_error, emit, fail, json_option, session_scope, settings_from_env
+from photobot.cli.common import (
+    database_error,
+    emit,
+    fail,
+    json_option,
+    session_scope,
+    settings_from_env,
+    storage_scope,
+)
 from photobot.db.migrate import upgrade
 from photobot.payments import packs
 from photobot.services import Invalid, NotFound, accounts, styles
@@ -91,8 +99,8 @@ def bootstrap(as_json: bool) -> None:
 async def _bootstrap(var_dir: Path) -> dict[str, Any]:
     settings = settings_from_env()
     marker = var_dir / "demo-token.txt"
-    async with session_scope(settings) as session:
-        loaded = await styles.load_default_catalogue(session)
+    async with storage_scope(settings) as storage, session_scope(settings) as session:
+        loaded = await styles.load_default_catalogue(session, storage)
         result: dict[str, Any] = {"styles_loaded": len(loaded), "pack_id": await _demo_pack(session)}
         if marker.exists():
             result["token"] = marker.read_text().strip()

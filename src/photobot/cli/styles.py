@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from photobot.cli.common import emit, json_option, run_async, session_scope, settings_from_env
+from photobot.cli.common import emit, json_option, run_async, session_scope, settings_from_env, storage_scope
 from photobot.services import public_view
 from photobot.services import styles as svc
 
@@ -21,9 +21,10 @@ def styles() -> None:
 @json_option
 @run_async
 async def import_styles(file: Path, as_json: bool) -> None:
-    """Upsert styles from a JSON or YAML list (by id)."""
-    async with session_scope(settings_from_env()) as session:
-        emit([public_view(s) for s in await svc.import_file(session, file)], as_json)
+    """Upsert styles from a JSON or YAML list (by id); a `preview:` image path is relative to the file."""
+    settings = settings_from_env()
+    async with storage_scope(settings) as storage, session_scope(settings) as session:
+        emit([public_view(s) for s in await svc.import_file(session, file, storage)], as_json)
 
 
 @styles.command("list")

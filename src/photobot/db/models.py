@@ -163,6 +163,9 @@ class Event(SQLModel, table=True):
     moderation: str = Field(default="auto", max_length=10, sa_column_kwargs={"server_default": "auto"})
     max_photos_per_guest: int | None = None  # None: no cap
     retention_days: int | None = None  # results kept this long; None: PHOTOBOT_RESULT_TTL_DAYS
+    # the style ids this event offers, in the kiosk's order; empty: every active style of the catalogue
+    styles: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False,
+                              sa_column_kwargs={"server_default": "[]"})  # fmt: skip
     created_at: datetime = _created()
 
     __table_args__ = (sa.CheckConstraint("credits >= 0", name="ck_events_credits_nonneg"),)
@@ -193,6 +196,7 @@ class Style(SQLModel, table=True):
     output_format: str | None = Field(default=None, max_length=10)
     cost: int = Field(default=1, ge=0)
     reference_keys: list[str] = _json(list)
+    preview_key: str | None = Field(default=None, max_length=300)  # an example image for the kiosk's picker
     active: bool = True
     created_at: datetime = _created()
     updated_at: datetime = _created()
@@ -248,7 +252,7 @@ class Job(SQLModel, table=True):
     aspect_ratio: str | None = Field(default=None, max_length=10)
     resolution: str | None = Field(default=None, max_length=10)
     output_format: str | None = Field(default=None, max_length=10)
-    input_key: str = Field(max_length=300)
+    input_key: str | None = Field(default=None, max_length=300)  # None: a text-to-image job (no photo)
     reference_keys: list[str] = _json(list)
     provider_task_id: str | None = Field(default=None, max_length=200)
     provider_key_id: int | None = Field(default=None, foreign_key="provider_keys.id")

@@ -2,9 +2,10 @@
 for an operator's retry alike.
 
 Order of effects, so that a refused request leaves nothing behind:
-1. everything that can be checked without writing (style, parameters, owner, the event's consent rule, the
-   guest's photo cap, balance pre-check) is checked (`plan_job`);
-2. the photo is written to storage under the job's input key (as uploaded: the submit step cleans it);
+1. everything that can be checked without writing (style, parameters, whether the model takes a photo, owner,
+   the event's consent rule, the guest's photo cap, balance pre-check) is checked (`plan_job`);
+2. the photo, if the style takes one, is written to storage under the job's input key (as uploaded: the submit
+   step cleans it);
 3. one transaction checks the guest's cap again under the event's row lock (so two kiosks cannot both take the
    last photo), inserts the job and reserves the credit (conditional decrement + `reserve` ledger row);
 4. if that transaction fails (no credit, idempotency race, database error) the stored photo is deleted;
@@ -26,9 +27,9 @@ from photobot.bus import Bus
 from photobot.db import Database, on_commit
 from photobot.db.models import Event, Job, JobState, JobTransition, Style, User, new_job_id, utcnow
 from photobot.jobs import credits
-from photobot.problems import Problem
+from photobot.problems import Problem, validation_error
 from photobot.providers.assembly import provider_for_style
-from photobot.providers.models import InvalidParameter, normalise_params
+from photobot.providers.models import SPECS, InvalidParameter, normalise_params
 from photobot.settings import Settings
 from photobot.storage import Storage
 from photobot.storage.keys import input_key, upload_key
@@ -126,6 +127,38 @@ async def _check_guest_cap(session: AsyncSession, spec: JobSpec) -> None:
     cap = (await session.execute(capped.with_for_update())).scalar_one_or_none()
     if cap is not None and await guest_photo_count(session, spec.event_id, spec) >= cap:
         raise guest_limit_reached(cap)
+def takes_photo(model: str) -> bool:
+    """Whether a job of this model starts from the guest's photo (False: text-to-image, from the prompt alone).
+    An unknown model counts as taking one: what a booth does, and `normalise_params` refuses it anyway."""
+    spec = SPECS.get(model)
+    return spec is None or spec.image_field is not None
+
+
+def check_photo(style_id: str, model: str, has_photo: bool) -> None:
+    """A photo exactly when the model takes one: 422 before anything is stored, never a failed job later."""
+    if has_photo and not takes_photo(model):
+        raise Problem(
+            422, "image_not_accepted", "Invalid request",
+            f"Style {style_id!r} makes its picture from the prompt alone ({model} takes no input image): "
+            "send the request without `image`.",
+            extra={"field": "image"},
+        )  # fmt: skip
+    if not has_photo and takes_photo(model):
+        raise validation_error(
+            "image: a file part named `image` (or a JSON `image`) is required",
+            [{"field": "image", "message": "required"}],
+        )
+
+
+async def check_style_photo(
+    session: AsyncSession, settings: Settings, style_id: str, *, has_photo: bool, default_provider: str | None = None
+) -> None:
+    """The photo rule alone, before a photo named by URL is fetched (`plan_job` applies it again, with the rest);
+    an unknown style is left for `plan_job` to refuse."""
+    style = await session.get(Style, style_id)
+    if style is not None and style.active:
+        model = provider_for_style(settings, style.provider, style.model, default=default_provider)[1]
+        check_photo(style.id, model, has_photo)
 
 
 async def plan_job(
@@ -140,13 +173,21 @@ async def plan_job(
     token_id: int | None,
     guest: Guest,
     default_provider: str | None = None,
+    has_photo: bool = True,
 ) -> JobSpec:
-    """Check the style, the parameters, the account and the event's guest rules (422/409/402) and decide every
-    parameter of the job. `default_provider`: the live provider (`Providers.live`) for styles that do not name one."""
+    """Check the style (active, offered by the event), the parameters, the photo against the model, the account
+    and the event's guest rules (422/409/402) and decide every parameter of the job. `default_provider`: the live
+    provider (`Providers.live`) for styles that do not name one."""
     style = await session.get(Style, style_id)
     if style is None or not style.active:
         raise Problem(422, "unknown_style", "Invalid request", f"No active style {style_id!r}.")
+    event_id, user_id = owner
+    account = await session.get(Event, event_id) if event_id is not None else await session.get(User, user_id)
+    if isinstance(account, Event) and account.styles and style.id not in account.styles:
+        raise Problem(422, "style_not_offered", "Invalid request", f"This event does not offer style {style_id!r}.",
+                      extra={"field": "style"})  # fmt: skip
     provider, model = provider_for_style(settings, style.provider, style.model, default=default_provider)
+    check_photo(style.id, model, has_photo)
     try:
         params = normalise_params(
             model,
@@ -156,8 +197,6 @@ async def plan_job(
         )
     except InvalidParameter as exc:
         raise Problem(422, "invalid_parameter", "Invalid request", str(exc), extra={"field": exc.field}) from None
-    event_id, user_id = owner
-    account = await session.get(Event, event_id) if event_id is not None else await session.get(User, user_id)
     if account is None:
         kind = "event" if event_id is not None else "user"
         raise Problem(422, f"unknown_{kind}", "Invalid request", f"No such {kind}.")
@@ -193,9 +232,9 @@ async def create_job(
     bus: Bus,
     settings: Settings,
     spec: JobSpec,
-    photo: Path,
+    photo: Path | None,
     *,
-    extension: str,
+    extension: str = "",
     content_type: str | None = None,
     idempotency_key: str | None = None,
     req_hash: str | None = None,
@@ -203,14 +242,17 @@ async def create_job(
     as_uploaded: bool = False,
 ) -> Job:
     """Store the photo (the store takes the file: `photo` is gone afterwards), then insert the job and reserve its
-    credit in one transaction (NoCredits → 402 problem; the guest's cap reached meanwhile → 409 problem).
+    credit in one transaction (NoCredits → 402 problem; the guest's cap reached meanwhile → 409 problem). `photo` is None for a text-to-image job: it has no
+    input key and nothing is stored.
 
     `as_uploaded`: the photo is the guest's file as received (only its type and size checked); it is stored under
     `upload_key` and the submit step cleans it before anything else happens to it.
     """
     job_id = new_job_id()
-    key = (upload_key if as_uploaded else input_key)(job_id, extension)
-    await storage.put_file(key, photo, content_type, move=True)
+    key: str | None = None
+    if photo is not None:
+        key = (upload_key if as_uploaded else input_key)(job_id, extension)
+        await storage.put_file(key, photo, content_type, move=True)
     now = utcnow()
     job = Job(
         id=job_id,
@@ -239,14 +281,19 @@ async def create_job(
                                           note=f"retried as {job_id}", at=now))  # fmt: skip
             on_commit(session, bus.wake_dispatchers)
     except credits.NoCredits:
-        await storage.delete(key)
+        await _forget(storage, key)
         raise no_credits() from None
     except IntegrityError:
-        await storage.delete(key)
+        await _forget(storage, key)
         if idempotency_key is not None:
             raise IdempotencyRace() from None
         raise
     except BaseException:
-        await storage.delete(key)
+        await _forget(storage, key)
         raise
     return job
+
+
+async def _forget(storage: Storage, key: str | None) -> None:
+    if key is not None:
+        await storage.delete(key)

@@ -127,7 +127,7 @@ class Engine:
             )  # fmt: skip
         if won is None:
             return
-        if is_upload(job.input_key):
+        if job.input_key is not None and is_upload(job.input_key):
             prepared = await self.prepare_input(job)
             if prepared is None:
                 return
@@ -179,6 +179,7 @@ class Engine:
         An upload that turns out not to decode fails the job with `invalid_image` (the credit is released and the
         guest told). After a crash it simply runs again: the keys are deterministic.
         """
+        assert job.input_key is not None
         storage = self.runtime.storage
         tmp_dir = self.settings.var_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -211,12 +212,14 @@ class Engine:
         return job
 
     async def _generation_request(self, job: Job, slot: ProviderSlot) -> tuple[GenerationRequest, PoolKey | None]:
-        """The createTask request, and the key taken to upload inputs through the provider's API (None when the
-        provider reads our signed URLs): createTask then uses that same key, one key per job."""
+        """The createTask request: the cleaned photo and the style's reference images as URLs (none at all for a
+        text-to-image job, which has no input key), the prompt, the parameters and the tokenized callback URL; and
+        the key taken to upload inputs through the provider's API (None when the provider reads our signed URLs):
+        createTask then uses that same key, one key per job."""
         storage, ttl = self.runtime.storage, max(self.settings.signed_url_ttl_s, self.settings.job_timeout_s)
         urls = []
         pool_key = None
-        for key in [job.input_key, *job.reference_keys]:
+        for key in [*([job.input_key] if job.input_key else []), *job.reference_keys]:
             url = await storage.url(key, ttl)
             if not await self._needs_upload(slot, url):
                 urls.append(url)  # the provider reads our signed storage URL: no key, no transfer

@@ -1,7 +1,8 @@
 """Which channels a job notifies, and the Apprise URL each channel sends to.
 
 Channels, one notification row each (unique per job):
-- `email`: the guest's address through `PHOTOBOT_SMTP_URL` (mailto:// or mailtos://), HTML with the photo;
+- `email`: the guest's address through `PHOTOBOT_SMTP_URL` (mailto:// or mailtos://), HTML with the photo shown
+  in the message (`inline=yes`: an attached image part with a Content-ID the HTML's `cid:` names);
 - `whatsapp`: the guest's phone through Apprise's `whatsapp://` (Meta Cloud API), text with the link;
 - `push:<n>`: the event's n-th extra Apprise URL (`Event.notify_urls`): ntfy, Telegram, json:// ...
 
@@ -71,11 +72,16 @@ def plan_channels(job: Job, event: Event | None, settings: Settings) -> list[Pla
 
 
 def email_url(smtp_url: str, recipient: str) -> str:
-    """PHOTOBOT_SMTP_URL with the guest as the only `to=` recipient (any `to` in the setting is replaced)."""
+    """PHOTOBOT_SMTP_URL with the guest as the only `to=` recipient (any `to` in the setting is replaced) and
+    `inline=yes` (image attachments shown in the message, through their Content-ID).
+
+    The query is re-encoded with `%20` for a space, never `+`: Apprise reads its parameters with `unquote`, which
+    keeps a `+`, so `from=Photo%20Booth%20<booth@example.com>` would otherwise arrive as `From: Photo+Booth`.
+    """
     parts = urlsplit(smtp_url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() != "to"]
-    query.append(("to", recipient))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in ("to", "inline")]
+    query += [("to", recipient), ("inline", "yes")]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, quote_via=quote), parts.fragment))
 
 
 def whatsapp_url(settings: Settings, phone: str, language: str | None) -> str:

@@ -177,7 +177,10 @@ class Notifier:
             except Exception:
                 log.warning("no signed image URL for the notification", extra={"job_id": job.id})
         page = page_url(self.settings.public_base_url, job.public_id)
-        context = job_context(job, event, style, page_url=page, image_url=image_url)
+        with_photo = claim.kind == "ready" and job.result_key is not None and self.storage is not None
+        filename = photo_filename(job)
+        context = job_context(job, event, style, page_url=page, image_url=image_url,
+                              photo_cid=filename if with_photo else None)  # fmt: skip
         language = event.language if event else None
         message = render_message(claim.kind, language, event.templates if event else None, context)
         delivery = build_delivery(
@@ -186,8 +189,9 @@ class Notifier:
         with tempfile.TemporaryDirectory(prefix="photobot-notify-") as tmp:
             attachments: list[Path] = []
             if delivery.attach_photo and job.result_key and self.storage is not None:
-                # Attach by path: Apprise's in-memory attachments are unreliable across plugins.
-                path = Path(tmp) / photo_filename(job)
+                # Attach by path: Apprise's in-memory attachments are unreliable across plugins. The e-mail
+                # shows it in the message too: its file name is the Content-ID the HTML's `cid:` names.
+                path = Path(tmp) / filename
                 await self.storage.download_to(job.result_key, path)
                 attachments.append(path)
             return await self.sender.send(

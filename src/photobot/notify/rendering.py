@@ -133,12 +133,19 @@ def event_context(event: Event | None) -> dict[str, Any]:
 
 
 def job_context(
-    job: Job, event: Event | None, style: Style | None, *, page_url: str, image_url: str | None
+    job: Job,
+    event: Event | None,
+    style: Style | None,
+    *,
+    page_url: str,
+    image_url: str | None,
+    photo_cid: str | None = None,
 ) -> dict[str, Any]:
-    """The variables a guest message template sees: guest, event, style, links, job.
+    """The variables a guest message template sees: guest, event, style, links, job, photo.
 
-    The guest's email and phone are deliberately absent: a template pushed to a kiosk backend or a chat
-    must not leak them.
+    `photo.cid` is the Content-ID of the photo attached to the email (`<img src="cid:{{ photo.cid }}">` shows it
+    in the message); None when no photo goes along. The guest's email and phone are deliberately absent: a
+    template pushed to a kiosk backend or a chat must not leak them.
     """
     return {
         "guest": {"id": job.guest_id},
@@ -146,4 +153,5 @@ def job_context(
         "style": {"id": job.style_id, "name": style.name if style else job.style_id},
         "links": {"page": page_url, "image": image_url},
         "job": {"id": job.public_id, "state": job.state, "error_code": job.error_code},
+        "photo": {"cid": photo_cid},
     }

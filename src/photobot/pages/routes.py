@@ -60,6 +60,8 @@ _PUBLIC_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 60
+WALL_SIZE = 100  # the live wall shows the newest 100 photos
+WALL_AREA = (1920, 1000)  # the wall's photo area on a 1080p screen, for the first paint (gallery.js refines it)
 WALL_POLL_S = 2.0  # the live wall re-reads the database this often, whether or not a bus message came
 JOB_RECHECK_S = 10.0  # a guest stream re-reads its job this often without a bus message
 
@@ -281,6 +283,21 @@ def _gallery_query(runtime: Runtime, event: Event) -> Any:
     return query
 
 
+def wall_shape(count: int, width: float, height: float) -> tuple[int, int]:
+    """(columns, rows) of the live wall's grid for `count` photos in a `width` x `height` area: the layout that
+    shows a square photo largest when each tile holds it whole, with no empty row. gallery.js does the same for
+    the screen it runs on."""
+    best, shape = -1.0, (1, 1)
+    for cols in range(1, max(count, 1) + 1):
+        rows = -(-max(count, 1) // cols)
+        if (rows - 1) * cols >= max(count, 1):
+            continue
+        side = min(width / cols, height / rows)
+        if side > best:
+            best, shape = side, (cols, rows)
+    return shape
+
+
 def _photo(job: Job, event_id: int, sig: str) -> dict[str, Any]:
     return {
         "id": job.id,
@@ -296,9 +313,9 @@ async def gallery(request: Request) -> Response:
         return _forbidden_page()
     if event is None or event.id is None:
         return _not_found_page()
-    page = _int(request.query_params.get("page"), 1, 1, 100_000)
-    per = _int(request.query_params.get("per"), PAGE_SIZE, 1, MAX_PAGE_SIZE)
     wall = request.query_params.get("wall") in ("1", "true", "yes")
+    page = 1 if wall else _int(request.query_params.get("page"), 1, 1, 100_000)
+    per = WALL_SIZE if wall else _int(request.query_params.get("per"), PAGE_SIZE, 1, MAX_PAGE_SIZE)
     query = (
         _gallery_query(runtime, event)
         .order_by(_shown_at().desc(), col(Job.id).desc())
@@ -321,6 +338,8 @@ async def gallery(request: Request) -> Response:
         prev_url=(f"{base}&page={page - 1}" if page > 1 else None),
         next_url=(f"{base}&page={page + 1}" if has_next else None),
         wall=wall,
+        wall_shape=wall_shape(len(jobs), *WALL_AREA),
+        wall_size=WALL_SIZE,
         wall_url=f"/e/{event.id}/gallery?sig={sig}&wall=1",
         events_url=f"/e/{event.id}/gallery/events?sig={sig}",
         since=newest.isoformat(),

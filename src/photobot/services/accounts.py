@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from photobot.db.models import Event, Moderation, User
 from photobot.jobs import credits
 from photobot.services import Invalid, NotFound
+from photobot.services.styles import check_style_ids
 
 MAX_GUEST_CAP = 10_000
 MAX_RETENTION_DAYS = 3650
@@ -30,6 +31,7 @@ EVENT_EDITABLE = {
     "moderation",
     "max_photos_per_guest",
     "retention_days",
+    "styles",
 }
 
 
@@ -57,6 +59,8 @@ async def create_event(session: AsyncSession, name: str, credits_: int = 0, **fi
     if not name.strip():
         raise Invalid("name must not be empty")
     _check_fields(fields)
+    if "styles" in fields:
+        fields["styles"] = await check_style_ids(session, list(fields["styles"]))
     event = Event(name=name.strip(), **fields)
     session.add(event)
     await session.flush()
@@ -83,6 +87,8 @@ async def update_event(session: AsyncSession, event_id: int, **fields: Any) -> E
     if "name" in fields and not str(fields["name"]).strip():
         raise Invalid("name must not be empty")
     event = await get_event(session, event_id)
+    if "styles" in fields:
+        fields["styles"] = await check_style_ids(session, list(fields["styles"]))
     for name, value in fields.items():
         setattr(event, name, value)
     await session.flush()

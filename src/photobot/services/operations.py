@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -80,6 +81,8 @@ async def retry_job(db: Database, storage: Storage, bus: Bus, settings: Settings
         old = await _job(session, job_id)
     if old.state != JobState.failed:
         raise WrongState(f"job {job_id} is {old.state}: only failed jobs can be retried")
+    if old.input_key is None:  # a text-to-image job: nothing to copy
+        return await _retried(create_job(db, storage, bus, settings, JobSpec.of_job(old), None, retry_of=old.id), old)
     if old.purged_at is not None:
         raise Invalid(f"job {job_id}: its input photo was already deleted (retention)")
     tmp_dir = settings.var_dir / "tmp"
@@ -91,18 +94,26 @@ async def retry_job(db: Database, storage: Storage, bus: Bus, settings: Settings
             await storage.download_to(old.input_key, photo)
         except (StorageError, OSError):
             raise Invalid(f"the input photo {old.input_key} is no longer stored") from None
-        job = await create_job(
-            db, storage, bus, settings, JobSpec.of_job(old), photo, extension=extension_of(old.input_key),
-            retry_of=old.id, as_uploaded=is_upload(old.input_key),
+        return await _retried(
+            create_job(
+                db, storage, bus, settings, JobSpec.of_job(old), photo, extension=extension_of(old.input_key),
+                retry_of=old.id, as_uploaded=is_upload(old.input_key),
+            ),
+            old,
         )  # fmt: skip
+    finally:
+        photo.unlink(missing_ok=True)
+
+
+async def _retried(creating: Awaitable[Job], old: Job) -> Job:
+    try:
+        job = await creating
     except Problem as exc:
         if exc.code == "no_credits":
             raise NoCreditsLeft("the account has no credits left for a retry") from None
         if exc.code == "guest_limit_reached":
             raise GuestLimitReached(f"job {job_id}: {exc.detail}") from None
         raise
-    finally:
-        photo.unlink(missing_ok=True)
     with bind(job_id=job.id, event_id=job.event_id):
         log.info("job retried", extra={"retry_of": old.id})
     return job

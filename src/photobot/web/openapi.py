@@ -27,7 +27,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import BaseRoute, Mount, Route
 
 from photobot.api.event import KioskEventOut
-from photobot.api.schemas import JobFields, JobRequest, JobView
+from photobot.api.schemas import JobFields, JobRequest, JobView, StylesOut
 
 Auth = Literal["client", "admin", "callback", "signed", None]
 
@@ -67,7 +67,10 @@ class ProviderCallback(BaseModel):
 class JobMultipart(JobFields):
     """Multipart form: the fields of a job plus the photo as a file part."""
 
-    image: bytes = Field(json_schema_extra={"format": "binary"}, description="The guest's photo (JPEG, PNG, WebP…).")
+    image: bytes | None = Field(
+        None, json_schema_extra={"format": "binary"},
+        description="The guest's photo (JPEG, PNG, WebP…); left out for a text-to-image style (`takes_photo: false`).",
+    )  # fmt: skip
 
 
 class GuestJobOut(BaseModel):
@@ -75,18 +78,6 @@ class GuestJobOut(BaseModel):
 
     model_config = {"extra": "allow"}
     status: str
-
-
-class StyleSummary(BaseModel):
-    """A style as kiosks list it."""
-
-    model_config = {"extra": "allow"}
-    id: str
-    name: str
-
-
-class StylesOut(BaseModel):
-    styles: list[StyleSummary]
 
 
 # --- descriptions -------------------------------------------------------------------------------------------
@@ -159,7 +150,10 @@ ROUTE_DOCS: dict[tuple[str, str], Operation] = {
         responses={200: KioskEventOut, 401: _P, 403: _P, 404: _P, 422: _P},
     ),
     ("GET", "/v1/styles"): Operation(
-        "The active style catalogue", ["jobs"], auth="client", responses={200: StylesOut, 401: _P}
+        "The styles this token may offer (an event's selection, in its order)",
+        ["jobs"],
+        auth="client",
+        responses={200: StylesOut, 401: _P},
     ),
     ("POST", "/webhooks/kie"): Operation(
         "kie.ai callback (tokenized URL)",

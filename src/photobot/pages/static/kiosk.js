@@ -1,6 +1,7 @@
 /* Reference kiosk: a worked example of the public API, nothing more.
    1. The event's kiosk token is entered once and kept in localStorage.
-   2. GET  /v1/styles                (Bearer token)  → the style picker;
+   2. GET  /v1/styles                (Bearer token)  → the style picker: the event's styles in its order, each
+                                                       with its preview_url; takes_photo: false = no photo sent.
       GET  /v1/event                 (Bearer token)  → whether the guest must consent, and to which words.
    3. POST /v1/jobs, multipart       (Bearer token)  → 202 {id, status, page_url, qr_url} (consent=true if ticked).
    4. Show qr_url; follow page_url + "/events" (Server-Sent Events), or poll page_url + ".json". */
@@ -13,6 +14,8 @@
   var camera = null;
   var source = null;
   var pollTimer = null;
+  var needsPhoto = true;  // the chosen style's takes_photo
+  var textKey = null;  // the Idempotency-Key of a prompt-only request
   var LABELS = {
     pending: "Waiting in line…", processing: "Creating the photo…",
     completed: "Ready! Scan the code to download it.", failed: "Sorry, that did not work. Please try again."
@@ -36,25 +39,44 @@
     });
   }
 
+  function styleTile(style, checked) {
+    var label = document.createElement("label");
+    label.className = "style";
+    var input = document.createElement("input");
+    input.type = "radio";
+    input.name = "style";
+    input.value = style.id;
+    input.required = true;
+    input.checked = checked;
+    input.dataset.takesPhoto = style.takes_photo === false ? "no" : "yes";
+    label.appendChild(input);
+    if (style.preview_url) {
+      var img = document.createElement("img");
+      img.src = style.preview_url;
+      img.alt = "";  // the name says it; the picture is an example
+      img.decoding = "async";
+      label.appendChild(img);
+    } else {
+      var swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.setAttribute("aria-hidden", "true");
+      swatch.textContent = style.name.charAt(0);
+      label.appendChild(swatch);
+    }
+    var name = document.createElement("span");
+    name.className = "style-name";
+    name.textContent = style.name;
+    label.appendChild(name);
+    return label;
+  }
+
   function loadStyles() {
     return api("/v1/styles").then(function (data) {
       var list = $("style-list");
       list.textContent = "";
-      data.styles.forEach(function (style, i) {
-        var label = document.createElement("label");
-        label.className = "style";
-        var input = document.createElement("input");
-        input.type = "radio";
-        input.name = "style";
-        input.value = style.id;
-        input.required = true;
-        input.checked = i === 0;
-        var name = document.createElement("span");
-        name.textContent = style.name;
-        label.appendChild(input);
-        label.appendChild(name);
-        list.appendChild(label);
-      });
+      data.styles.forEach(function (style, i) { list.appendChild(styleTile(style, i === 0)); });
+      if (!data.styles.length) list.innerHTML = '<p class="hint">This event offers no styles yet.</p>';
+      styleChanged();
     });
   }
 
@@ -63,6 +85,20 @@
       $("consent-text").textContent = event.consent_text;
       $("consent-box").hidden = !event.consent_required;
     });
+  }
+
+  function styleChanged() {
+    var chosen = document.querySelector("input[name=style]:checked");
+    needsPhoto = !chosen || chosen.dataset.takesPhoto !== "no";
+    textKey = null;  // another style is another request: a new key
+    if (photo) photo.key = null;
+    $("capture").classList.toggle("no-photo-style", !needsPhoto);
+    $("no-photo").hidden = needsPhoto;
+    updateSubmit();
+  }
+
+  function updateSubmit() {
+    $("submit").disabled = !document.querySelector("input[name=style]:checked") || (needsPhoto && !photo);
   }
 
   function start() {
@@ -112,7 +148,7 @@
     $("video").hidden = true;
     $("snap").hidden = true;
     $("retake").hidden = false;
-    $("submit").disabled = false;
+    updateSubmit();
     $("capture-error").textContent = "";
   }
 
@@ -122,7 +158,7 @@
     $("video").hidden = !camera;
     $("snap").hidden = !camera;
     $("retake").hidden = true;
-    $("submit").disabled = true;
+    updateSubmit();
     $("file").value = "";
   }
 
@@ -143,13 +179,13 @@
 
   function submit(event) {
     event.preventDefault();
-    if (!photo) { $("capture-error").textContent = "Take a photo first."; return; }
+    if (needsPhoto && !photo) { $("capture-error").textContent = "Take a photo first."; return; }
     if (!$("consent-box").hidden && !$("consent").checked) {
       $("capture-error").textContent = "Please tick the box to agree first.";
       return;
     }
     var form = new FormData();
-    form.append("image", photo, "photo.jpg");
+    if (needsPhoto) form.append("image", photo, "photo.jpg");  // a text-to-image style takes none
     var style = document.querySelector("input[name=style]:checked");
     if (style) form.append("style", style.value);
     ["email", "phone"].forEach(function (name) { if ($(name).value.trim()) form.append(name, $(name).value.trim()); });
@@ -157,7 +193,9 @@
     var button = $("submit");
     button.disabled = true;
     button.textContent = "Sending…";
-    api("/v1/jobs", { method: "POST", body: form, headers: { "Idempotency-Key": photo.key || (photo.key = newKey()) } })
+    // one key per photo (per guest and style without one), kept for retries of the same request
+    var key = needsPhoto ? (photo.key || (photo.key = newKey())) : (textKey || (textKey = newKey()));
+    api("/v1/jobs", { method: "POST", body: form, headers: { "Idempotency-Key": key } })
       .then(showResult)
       .catch(function (err) {
         $("capture-error").textContent = err.message;
@@ -238,9 +276,11 @@
   $("snap").addEventListener("click", snap);
   $("retake").addEventListener("click", startCamera);
   $("file").addEventListener("change", function () { if (this.files[0]) setPhoto(this.files[0]); });
+  $("style-list").addEventListener("change", styleChanged);
   $("capture").addEventListener("submit", submit);
   $("again").addEventListener("click", function () {
     stopFollowing();
+    textKey = null;
     $("email").value = "";
     $("phone").value = "";
     $("consent").checked = false;
