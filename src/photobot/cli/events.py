@@ -77,11 +77,15 @@ class _CountOrNone(click.ParamType[Any]):
     default=_UNSET,
     help="Days photos are kept; 'none': PHOTOBOT_RESULT_TTL_DAYS.",
 )
+@click.option(
+    "--styles", "style_ids", default=None, metavar="ID,ID,…",
+    help="The styles this event's kiosks offer, in this order (comma-separated); '' offers every active style.",
+)  # fmt: skip
 @json_option
 @run_async
 async def update_event(
     event_id: int, name: str | None, title: str | None, consent_required: bool | None, consent_text: str | None,
-    moderation: str | None, max_photos_per_guest: Any, retention_days: Any, as_json: bool,
+    moderation: str | None, max_photos_per_guest: Any, retention_days: Any, style_ids: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Change an event's settings (only the options given)."""
     fields: dict[str, Any] = {
@@ -93,6 +97,8 @@ async def update_event(
     for key, value in (("max_photos_per_guest", max_photos_per_guest), ("retention_days", retention_days)):
         if value is not _UNSET:
             fields[key] = value
+    if style_ids is not None:
+        fields["styles"] = [part.strip() for part in style_ids.split(",") if part.strip()]
     if not fields:
         raise Invalid("nothing to change: give at least one option (see --help)")
     async with session_scope(settings_from_env()) as session:
@@ -105,23 +111,6 @@ async def update_event(
 async def list_events(as_json: bool) -> None:
     async with session_scope(settings_from_env()) as session:
         emit([public_view(e) for e in await svc.list_events(session)], as_json)
-
-
-@events.command("update")
-@click.argument("event_id", type=int)
-@click.option(
-    "--styles", "style_ids", default=None, metavar="ID,ID,…",
-    help="The styles this event's kiosks offer, in this order (comma-separated); '' offers every active style.",
-)  # fmt: skip
-@json_option
-@run_async
-async def update_event(event_id: int, style_ids: str | None, as_json: bool) -> None:
-    """Change an event's settings (for now: which styles its kiosks offer, and their order)."""
-    if style_ids is None:
-        raise Invalid("nothing to change: give --styles")
-    chosen = [part.strip() for part in style_ids.split(",") if part.strip()]
-    async with session_scope(settings_from_env()) as session:
-        emit(public_view(await svc.update_event(session, event_id, styles=chosen)), as_json)
 
 
 @events.command("credits")

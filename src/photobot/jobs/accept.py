@@ -127,6 +127,8 @@ async def _check_guest_cap(session: AsyncSession, spec: JobSpec) -> None:
     cap = (await session.execute(capped.with_for_update())).scalar_one_or_none()
     if cap is not None and await guest_photo_count(session, spec.event_id, spec) >= cap:
         raise guest_limit_reached(cap)
+
+
 def takes_photo(model: str) -> bool:
     """Whether a job of this model starts from the guest's photo (False: text-to-image, from the prompt alone).
     An unknown model counts as taking one: what a booth does, and `normalise_params` refuses it anyway."""
@@ -242,8 +244,8 @@ async def create_job(
     as_uploaded: bool = False,
 ) -> Job:
     """Store the photo (the store takes the file: `photo` is gone afterwards), then insert the job and reserve its
-    credit in one transaction (NoCredits → 402 problem; the guest's cap reached meanwhile → 409 problem). `photo` is None for a text-to-image job: it has no
-    input key and nothing is stored.
+    credit in one transaction (NoCredits → 402 problem; the guest's cap reached meanwhile → 409 problem).
+    `photo` is None for a text-to-image job: it has no input key and nothing is stored.
 
     `as_uploaded`: the photo is the guest's file as received (only its type and size checked); it is stored under
     `upload_key` and the submit step cleans it before anything else happens to it.

@@ -112,7 +112,7 @@ async def _retried(creating: Awaitable[Job], old: Job) -> Job:
         if exc.code == "no_credits":
             raise NoCreditsLeft("the account has no credits left for a retry") from None
         if exc.code == "guest_limit_reached":
-            raise GuestLimitReached(f"job {job_id}: {exc.detail}") from None
+            raise GuestLimitReached(f"job {old.id}: {exc.detail}") from None
         raise
     with bind(job_id=job.id, event_id=job.event_id):
         log.info("job retried", extra={"retry_of": old.id})

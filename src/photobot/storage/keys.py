@@ -48,6 +48,8 @@ def job_photo_keys(job_id: str, *known: str | None) -> list[str]:
         keys.update((upload_key(job_id, ext), input_key(job_id, ext), f"results/{job_id}.{ext}"))
     keys.add(thumb_key(job_id))
     return sorted(keys)
+
+
 def style_preview_key(style_id: str, extension: str) -> str:
     """A style's example image, shown in the kiosk's style picker."""
     return f"styles/{style_id}/preview.{extension}"
