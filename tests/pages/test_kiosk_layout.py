@@ -83,9 +83,16 @@ async def _inside(page: Any, selector: str, viewport: dict[str, int]) -> dict[st
 async def test_make_my_photo_is_visible_without_scrolling(
     live: Stack, browser: Any, viewport: dict[str, int], name: str
 ) -> None:
-    patched = await live.client.patch(f"/v1/admin/events/{live.event_id}", json={"styles": ORDER}, headers=live.admin)
+    # an event that also asks for consent: the consent box must fit on the same screen as everything else
+    wording = "I agree that my photo is sent to an AI image service and kept for 30 days."
+    patched = await live.client.patch(
+        f"/v1/admin/events/{live.event_id}",
+        json={"styles": ORDER, "consent_required": True, "consent_text": wording},
+        headers=live.admin,
+    )
     assert patched.status_code == 200, patched.text
     context, page, errors = await _kiosk(live, browser, viewport)
+    await page.wait_for_selector("#consent-box:not([hidden])")
 
     # the event's styles, in its order, each with its preview image from the catalogue
     shown = await page.eval_on_selector_all("#style-list input[name=style]", "(els) => els.map((e) => e.value)")
@@ -106,6 +113,9 @@ async def test_make_my_photo_is_visible_without_scrolling(
     assert await page.inner_text("#submit") == "Make my photo"
     camera = await _inside(page, ".camera", viewport)
     assert camera["height"] >= viewport["height"] * 0.3  # the guest still sees themselves, large
+    await _inside(page, "#consent-box", viewport)
+    await page.check("#consent")
+    assert await page.evaluate("[window.scrollX, window.scrollY]") == [0, 0]
     await page.screenshot(path=screenshot_path(name))
     publish(name)
 
