@@ -92,11 +92,13 @@ def run(
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-1500:]} {done.stderr[-1500:]}")
     raw = json.loads(line.removeprefix("WRK_JSON "))
     n = max(1, raw["requests"])
-    seconds = raw["duration_us"] / 1e6
+    # the span the requests took: shorter than wrk's duration when every thread ran out of records (`once`)
+    seconds = raw.get("active_us", raw["duration_us"]) / 1e6
     errors = raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"]
     return {
         "requests": raw["requests"],
         "rps": round(raw["requests"] / seconds, 1),
+        "seconds": round(seconds, 2),
         "p50_ms": round(raw["p50_us"] / 1000, 2),
         "p90_ms": round(raw["p90_us"] / 1000, 2),
         "p99_ms": round(raw["p99_us"] / 1000, 2),

@@ -92,8 +92,9 @@ async def _database_error(request: Request, exc: Exception) -> Response:
 def build_routes() -> list[BaseRoute]:
     from photobot.pages.routes import routes as pages  # guest pages, gallery, kiosk, /v1/styles
 
+    # provider callbacks first: the busiest route, and Starlette tries the routes in order (no path overlaps)
     return [
-        *health.routes, *media.routes, *jobs_api.routes, *event_api.routes, *purchases_api.routes, *webhooks.routes,
+        *webhooks.routes, *health.routes, *media.routes, *jobs_api.routes, *event_api.routes, *purchases_api.routes,
         *mercadopago_webhook.routes, *purchase_page.routes, *pages,
     ]  # fmt: skip
 
