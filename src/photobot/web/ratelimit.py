@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 RETRY_BACKEND_S = 10.0
 SWEEP_EVERY_S = 10.0  # forget keys whose window has emptied (memory stays bounded by the keys active lately)
-MAX_DEFERRED = 100_000  # keys remembered for deferring; the least recent go first (a looser limit, no more)
+MAX_DEFERRED = 10_000  # keys remembered per deferred limit; the least recent go first (a looser limit, no more)
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,8 @@ class RequestLimiter:
             self._shared = MovingWindowRateLimiter(storage)
         self._dead_until = 0.0
         self._items: dict[str, RateLimitItem] = {}
-        # deferred first hits: (limit, scope, key) -> when, oldest first
-        self._deferred: dict[tuple[str, str, str], float] = {}
+        # deferred limits: (limit, scope) -> key -> when its last hit came, least recent first
+        self._deferred: dict[tuple[str, str], dict[str, float]] = {}
         self._next_sweep = time.monotonic() + SWEEP_EVERY_S
 
     def _item(self, limit: str) -> RateLimitItem:
@@ -131,23 +131,26 @@ class RequestLimiter:
         now = time.monotonic()
         if now >= self._next_sweep:
             self._sweep_deferred(now)
-        name = (limit, scope, key)
-        last = self._deferred.pop(name, None)  # > 0: a first hit not yet reported; < 0: hits are being reported
+        keys = self._deferred.get((limit, scope))
+        if keys is None:
+            keys = self._deferred[(limit, scope)] = {}
+        last = keys.pop(key, None)  # > 0: a first hit not yet reported; < 0: hits are being reported
         if last is None or abs(last) <= now - item.get_expiry():  # nothing of this key in the window
-            if len(self._deferred) >= MAX_DEFERRED:
-                del self._deferred[next(iter(self._deferred))]  # the least recent key
-            self._deferred[name] = now
+            if len(keys) >= MAX_DEFERRED:
+                del keys[next(iter(keys))]  # the least recent key
+            keys[key] = now
             return None
         # a later hit: report it (with the first one when that is still unreported); the key's hits are then
         # reported as they come until a window passes without one
-        self._deferred[name] = -now
+        keys[key] = -now
         return 1 if last > 0 else 0
 
     def _sweep_deferred(self, now: float) -> None:
         self._next_sweep = now + SWEEP_EVERY_S
-        longest = max((item.get_expiry() for item in self._items.values()), default=0)
-        for name in [n for n, at in self._deferred.items() if abs(at) <= now - longest]:
-            del self._deferred[name]
+        for (limit, _), keys in self._deferred.items():
+            cutoff = now - self._item(limit).get_expiry()
+            for key in [k for k, at in keys.items() if abs(at) <= cutoff]:
+                del keys[key]
 
     @staticmethod
     async def _decide(
