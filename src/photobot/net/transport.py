@@ -8,19 +8,12 @@ never used (`trust_env=False`): a proxy would do its own DNS lookup and undo the
 
 from __future__ import annotations
 
-import socket
 import ssl
 
 import httpcore
 import httpx
 
 from photobot.net.backend import PinnedBackend
-
-# The kernel's receive buffer per connection, which bounds what one download holds in this process. anyio queues
-# whatever the event loop reads before the reading task runs again, and uvloop drains the socket in one go (up to
-# 32 reads of 256 KB): with Linux's autotuned buffers (up to 6 MB) 16 concurrent 20 MB downloads held 93 MB of
-# queued chunks (bench/memory.py). 1 MB still allows ~10 MB/s per download at 100 ms of round trip.
-RECEIVE_BUFFER_BYTES = 1024 * 1024
 
 
 class PinnedTransport(httpx.AsyncHTTPTransport):
@@ -45,5 +38,4 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
             http1=True,
             http2=False,
             network_backend=backend,
-            socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)],
         )
