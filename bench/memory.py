@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
 
 import httpx
+import psutil
 
 from bench import common
 
@@ -53,9 +55,11 @@ async def run(jobs: int = 200, pad: int = 20_000_000, timeout_s: float = 600.0) 
                 try:
                     service.wait_ready()
                     idle_peak = idle_pss = 0
+                    idle_roles: dict[str, dict[str, int]] = {}
                     end = time.monotonic() + 5
                     while time.monotonic() < end:
                         idle_peak, idle_pss = max(idle_peak, service.rss()), max(idle_pss, service.pss())
+                        _by_role(service, idle_roles)
                         await asyncio.sleep(0.1)
 
                     photo = _small_jpeg()
@@ -77,9 +81,11 @@ async def run(jobs: int = 200, pad: int = 20_000_000, timeout_s: float = 600.0) 
                         started = time.monotonic()
                         submitting = asyncio.gather(*(submit(i) for i in range(jobs)))
                         peak, peak_pss, samples = 0, 0, 0
+                        roles: dict[str, dict[str, int]] = {}
                         states: dict[str, int] = {}
                         while time.monotonic() - started < timeout_s:
                             peak, peak_pss = max(peak, service.rss()), max(peak_pss, service.pss())
+                            _by_role(service, roles)
                             samples += 1
                             if submitting.done():
                                 submitting.result()
@@ -128,10 +134,48 @@ async def run(jobs: int = 200, pad: int = 20_000_000, timeout_s: float = 600.0) 
             "rss_samples": samples,
             "idle_peak_mb": mb(idle_peak),
             "peak_mb": mb(peak),
+            "idle_peak_pss_mb": mb(idle_pss),
+            "peak_pss_mb": mb(peak_pss),
+            "idle_by_process_mb": _roles_mb(idle_roles),
+            "load_by_process_mb": _roles_mb(roles),
             "note": "RSS sums every process of the tree (web + dispatcher, and its image processes), counting the "
             "pages they share once per process; PSS divides shared pages among them",
         },
     }
+
+
+def _role(cmdline: list[str]) -> str:
+    text = " ".join(cmdline)
+    if "resource_tracker" in text:
+        return "resource tracker"
+    if "forkserver" in text:
+        return "forkserver"
+    if "spawn_main" in text or "multiprocessing" in text:
+        return "image process"
+    return "web + dispatcher"
+
+
+def _by_role(service: common.Server, peaks: dict[str, dict[str, int]]) -> None:
+    """Peak RSS and PSS of each kind of process in the tree (image processes: the largest one), so the sum can
+    be read: which process holds what, idle and under load."""
+    for proc in service.tree():
+        try:
+            role, info = _role(proc.cmdline()), proc.memory_full_info()
+        except psutil.Error:
+            continue
+        seen = peaks.setdefault(role, {"rss": 0, "pss": 0, "uss": 0, "count": 0})
+        seen["rss"], seen["pss"] = max(seen["rss"], info.rss), max(seen["pss"], info.pss)
+        seen["uss"] = max(seen["uss"], info.uss)
+    counts: dict[str, int] = {}
+    for proc in service.tree():
+        with contextlib.suppress(psutil.Error):
+            counts[_role(proc.cmdline())] = counts.get(_role(proc.cmdline()), 0) + 1
+    for role, n in counts.items():
+        peaks[role]["count"] = max(peaks[role].get("count", 0), n)
+
+
+def _roles_mb(peaks: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
+    return {role: {k: v if k == "count" else round(v / 1e6, 1) for k, v in d.items()} for role, d in peaks.items()}
 
 
 def _small_jpeg() -> bytes:

@@ -54,9 +54,18 @@ def write_spec(path: Path, requests: Iterable[Request]) -> Path:
 
 def postgres_cpu_s() -> float:
     """CPU seconds of the PostgreSQL processes alive now (a benchmark's backends live through its run)."""
+    return _cpu_of(("postgres", "postmaster"))
+
+
+def redis_cpu_s() -> float:
+    """CPU seconds of the Redis server (shared with anything else using it on this machine)."""
+    return _cpu_of(("redis-server",))
+
+
+def _cpu_of(names: tuple[str, ...]) -> float:
     total = 0.0
     for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] in ("postgres", "postmaster"):
+        if proc.info["name"] in names:
             with contextlib.suppress(psutil.Error):
                 t = proc.cpu_times()
                 total += t.user + t.system
@@ -84,24 +93,27 @@ def run(
     env = dict(os.environ, WRK_SPEC=str(spec), WRK_THREADS=str(threads), WRK_ONCE="1" if once else "0")
     cmd = [wrk_binary(), "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(duration_s))}s",
            "--timeout", f"{max(1, round(timeout_s))}s", "-s", str(LUA), url]  # fmt: skip
-    server0, db0, client0 = server_cpu_s(), postgres_cpu_s(), _children_cpu_s()
+    server0, db0, redis0, client0 = server_cpu_s(), postgres_cpu_s(), redis_cpu_s(), _children_cpu_s()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration_s + 60)
-    server1, db1, client1 = server_cpu_s(), postgres_cpu_s(), _children_cpu_s()
+    server1, db1, redis1, client1 = server_cpu_s(), postgres_cpu_s(), redis_cpu_s(), _children_cpu_s()
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-1500:]} {done.stderr[-1500:]}")
     raw = json.loads(line.removeprefix("WRK_JSON "))
     n = max(1, raw["requests"])
-    seconds = raw["duration_us"] / 1e6
+    # the span the requests took: shorter than wrk's duration when every thread ran out of records (`once`)
+    seconds = raw.get("active_us", raw["duration_us"]) / 1e6
     errors = raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"]
     return {
         "requests": raw["requests"],
         "rps": round(raw["requests"] / seconds, 1),
+        "seconds": round(seconds, 2),
         "p50_ms": round(raw["p50_us"] / 1000, 2),
         "p90_ms": round(raw["p90_us"] / 1000, 2),
         "p99_ms": round(raw["p99_us"] / 1000, 2),
         "server_cpu_ms_per_req": round(1000 * (server1 - server0) / n, 3),
         "db_cpu_ms_per_req": round(1000 * (db1 - db0) / n, 3),
+        "redis_cpu_ms_per_req": round(1000 * (redis1 - redis0) / n, 3),
         "client_cpu_ms_per_req": round(1000 * (client1 - client0) / n, 3),
         "non_2xx": raw["non_2xx_3xx"],
         "socket_errors": errors,

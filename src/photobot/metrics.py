@@ -104,13 +104,27 @@ CALLBACK_OUTCOME_BY_STATUS = {401: "forged", 403: "forged", 413: "too_large", 40
 
 
 # --- recording helpers (one-line calls from the code that does the work) -----------------------------------
+_CHILDREN: dict[tuple[str, ...], Any] = {}
+
+
+def _child(metric: Counter | Histogram, *labels: str) -> Any:
+    """`metric.labels(*labels)`, remembered: prometheus-client keeps the same child per label set, but finding it
+    takes a lock and a tuple of `str()`s on every request (hot paths: HTTP requests, callbacks, transitions).
+    Label sets are bounded (route templates, statuses, states), so is this cache."""
+    key = (metric._name, *labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child
+
+
 def http_request(method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_SECONDS.labels(method, route).observe(seconds)
+    _child(HTTP_REQUESTS, method, route, str(status)).inc()
+    _child(HTTP_SECONDS, method, route).observe(seconds)
 
 
 def callback(provider: str, outcome: str) -> None:
-    CALLBACKS.labels(provider, outcome).inc()
+    _child(CALLBACKS, provider, outcome).inc()
 
 
 def notification_result(channel: str, outcome: str) -> None:
@@ -147,9 +161,9 @@ def job_transition(from_state: str, to_state: str, entered: datetime | None, at:
     try:
         if from_state == to_state:
             return
-        JOB_TRANSITIONS.labels(from_state, to_state).inc()
+        _child(JOB_TRANSITIONS, from_state, to_state).inc()
         if entered is not None:
-            JOB_STATE_SECONDS.labels(from_state).observe(max(0.0, (at - entered).total_seconds()))
+            _child(JOB_STATE_SECONDS, from_state).observe(max(0.0, (at - entered).total_seconds()))
     except Exception:  # pragma: no cover - defensive
         log.debug("job transition metric failed", exc_info=True)
 

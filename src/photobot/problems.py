@@ -7,10 +7,11 @@ Handlers raise `Problem`; the exception handler installed by `create_app` render
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 PROBLEM_TYPE_BASE = "https://photobot.dev/problems/"
 
@@ -50,12 +51,15 @@ class Problem(Exception):
         return body
 
 
-class ProblemResponse(JSONResponse):
-    media_type = "application/problem+json"
-
-
 def problem_response(problem: Problem, instance: str | None = None) -> Response:
-    return ProblemResponse(problem.to_dict(instance), status_code=problem.status, headers=problem.headers)
+    # starlette is imported here, not at the top: the image processes import the intake errors (Problems) and
+    # nothing of the web stack, which would cost each of them ~15 MB (docs/design-notes.md)
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(
+        problem.to_dict(instance), status_code=problem.status, headers=problem.headers,
+        media_type="application/problem+json",
+    )  # fmt: skip
 
 
 async def handle_problem(request: Request, exc: Exception) -> Response:

@@ -425,3 +425,16 @@ def _alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_pool_processes_import_no_web_stack(tmp_path: Path) -> None:
+    """What an image process imports to run `process_image` (the pool pickles the function by its module): the
+    intake, Pillow and multiprocessing, not the web stack or asyncio; each process of the pool pays for every
+    module in its RSS (bench/memory.py, docs/design-notes.md)."""
+    script = (
+        "import sys\nimport photobot.intake.images\nprint(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    loaded = set(done.stdout.split())
+    assert "PIL" in loaded
+    assert not loaded & {"starlette", "anyio", "asyncio", "httpx", "sqlalchemy", "pydantic", "ssl"}, loaded

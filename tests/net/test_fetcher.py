@@ -12,6 +12,7 @@ import io
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -467,3 +468,57 @@ async def test_sync_resolver_and_garbage_answers(server: LocalServer) -> None:
         for host in ("garbage.test", "empty.test"):
             with pytest.raises(FetchFailed):
                 await f.stream_to_file(server.url("/a", host=host), io.BytesIO(), max_bytes=MB)
+
+
+def test_a_slow_reader_holds_at_most_the_read_ahead_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fast host and a slow reader, on uvloop (what `photobot serve` runs): what the connection reads ahead of its
+    reader stays near `READ_AHEAD_BYTES`, not the whole body (uvloop reads up to 32 x 256 KB per wake-up and anyio
+    queued all of it). Measured as the largest queue anyio held while 20 MB went through."""
+    import socket
+    import threading
+
+    import uvloop
+
+    from photobot.net import backend
+    from photobot.net.backend import READ_AHEAD_BYTES
+
+    bounded: list[Any] = []
+
+    def bound_and_keep(stream: Any, limit: int) -> None:
+        backend_bound(stream, limit)
+        bounded.append(stream._stream._protocol.read_queue)  # anyio's queue, to watch from the reader
+
+    backend_bound = backend.bound_read_ahead
+    monkeypatch.setattr(backend, "bound_read_ahead", bound_and_keep)
+
+    body = b"\x00" * 20_000_000
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+
+    threading.Thread(target=serve, daemon=True).start()
+    largest = 0
+
+    async def main() -> None:
+        nonlocal largest
+        fetcher = SafeFetcher(allow_private=True)
+        try:
+            async with fetcher.stream(f"http://127.0.0.1:{port}/big", max_bytes=len(body)) as response:
+                (read_queue,) = bounded
+                received = 0
+                async for chunk in response.aiter_bytes():
+                    received += len(chunk)
+                    largest = max(largest, sum(map(len, read_queue)))
+                    await asyncio.sleep(0.001)  # a reader slower than loopback
+                assert received == len(body)
+        finally:
+            await fetcher.aclose()
+            listener.close()
+
+    uvloop.run(main())
+    assert largest <= READ_AHEAD_BYTES + 256 * 1024, largest

@@ -65,3 +65,27 @@ async def test_ten_concurrent_identical_callbacks(
         late = await env.post_callback(body, token=token)
         assert late.status_code == 200
         await _assert_once(env, smtp_server, job_id)
+
+
+async def test_twenty_concurrent_copies_across_two_processes(
+    database: Database, stack: StackFactory, smtp_server: SMTPServer, redis_url: str
+) -> None:
+    """One callback delivered 20 times at once, spread over two web processes sharing the database and Redis (the
+    per-job limit deferred in each): every copy answered 200, the job moves once, settles once, one message."""
+    shared = {"callback_job_rate_limit": "60/minute", "redis_url": redis_url, "smtp_url": smtp_server.url}
+    async with (
+        stack(database, fast_sim(drop_rate=1.0), **shared) as env,
+        stack(database, fast_sim(drop_rate=1.0), reuse=env, run_dispatcher=False, **shared) as other,
+    ):
+        job_id = await env.submit(email=EMAIL)
+        job = await env.wait_state(job_id, ("waiting",))
+        task_id = job.provider_task_id
+        assert task_id
+        while env.sim.state.tasks[task_id]["state"] != "success":
+            await asyncio.sleep(0.02)
+        token = parse_qs(urlsplit(env.callback_url_of(task_id)).query)["token"][0]
+        body = env.callback_body(task_id)
+        answers = await asyncio.gather(*((env if i % 2 else other).post_callback(body, token=token) for i in range(20)))
+        assert [a.status_code for a in answers] == [200] * 20
+        await env.wait_for(job_id, "completed")
+        await _assert_once(env, smtp_server, job_id)

@@ -24,7 +24,6 @@ Result verification (`verify`) has its own slots: finishing jobs never wait behi
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import io
 import multiprocessing
@@ -243,6 +242,10 @@ class ImageProcessor:
         self.jpeg_quality = jpeg_quality
         self.dest_dir = dest_dir
         self.in_processes = processes
+        # asyncio is imported where it is used, not at the top: the image processes import this module for
+        # `process_image` and never run a loop, and asyncio (with ssl) would add ~11 MB to each of them
+        import asyncio
+
         self.concurrency = concurrency or (os.cpu_count() or 2)
         self._slots = asyncio.Semaphore(self.concurrency)
         self._verify_slots = asyncio.Semaphore(self.concurrency)
@@ -266,6 +269,8 @@ class ImageProcessor:
     async def process(self, source: str | os.PathLike[str]) -> ProcessedImage:
         options: dict[str, Any] = {"max_pixels": self.max_pixels, "max_long_side": self.max_long_side,
                                    "jpeg_quality": self.jpeg_quality, "dest_dir": self.dest_dir}  # fmt: skip
+        import asyncio
+
         async with self._slots:
             if not self.in_processes:
                 return await asyncio.to_thread(process_image, source, **options)
@@ -286,6 +291,8 @@ class ImageProcessor:
                 pool.submit(_warm)
 
     async def verify(self, source: Source) -> tuple[str, int, int]:
+        import asyncio
+
         async with self._verify_slots:
             return await asyncio.to_thread(verify_image, source, self.max_pixels)
 

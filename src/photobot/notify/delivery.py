@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import apprise
+from typing import TYPE_CHECKING
 
 from photobot.notify.masking import Scrubber
+
+if TYPE_CHECKING:
+    import apprise
 
 MAX_ERROR_CHARS = 1000
 
@@ -32,8 +34,18 @@ class AppriseSender:
     def __init__(self, *, timeout_s: float, scrubber: Scrubber) -> None:
         self.timeout_s = timeout_s
         self.scrubber = scrubber
-        # In memory: Apprise's persistent store would otherwise write caches under the user's home.
-        self.asset = apprise.AppriseAsset(storage_mode="memory")
+        self._asset: apprise.AppriseAsset | None = None
+
+    @property
+    def asset(self) -> apprise.AppriseAsset:
+        """Made on the first message: importing Apprise (its plugins) costs ~20 MB of RSS, which a process that
+        never notifies (a web process, a worker whose jobs ask for no message) need not pay (docs/benchmarks.md)."""
+        if self._asset is None:
+            import apprise
+
+            # In memory: Apprise's persistent store would otherwise write caches under the user's home.
+            self._asset = apprise.AppriseAsset(storage_mode="memory")
+        return self._asset
 
     async def send(
         self,
@@ -44,6 +56,8 @@ class AppriseSender:
         body_format: str = "text",
         attachments: Sequence[Path] = (),
     ) -> SendResult:
+        import apprise
+
         client = apprise.Apprise(asset=self.asset)
         for url in urls:
             if not client.add(url):
