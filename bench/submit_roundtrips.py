@@ -84,8 +84,9 @@ async def run(count: int, warm: int, pg_log: Path) -> dict[str, Any]:
             finally:
                 await admin.close()
             port = common.free_port()
-            env = common.service_env(url, port, tmp / "var", PHOTOBOT_PROVIDER="kie",
-                                     PHOTOBOT_KIE_API_KEYS="bench-key", PHOTOBOT_KIE_BASE_URL="http://127.0.0.1:9")  # fmt: skip
+            provider = {"PHOTOBOT_PROVIDER": "kie", "PHOTOBOT_KIE_API_KEYS": "bench-key",
+                        "PHOTOBOT_KIE_BASE_URL": "http://127.0.0.1:9"}  # fmt: skip
+            env = common.service_env(url, port, tmp / "var", **provider)
             saved = dict(os.environ)
             os.environ.update(env)
             try:
