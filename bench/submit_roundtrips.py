@@ -65,9 +65,11 @@ def _statements(log: Path, start: int, database: str) -> list[str]:
         text = handle.read().decode(errors="replace")
     found = []
     pattern = re.compile(rf"@{re.escape(database)} LOG:  (?:statement|execute [^:]*): (.*)")
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
         if match := pattern.search(line):
-            found.append(" ".join(match.group(1).split()[:4])[:60])
+            sql = match.group(1).strip() or (lines[i + 1].strip() if i + 1 < len(lines) else "")  # a multi-line one
+            found.append(" ".join(sql.split()[:4])[:60])
     return found
 
 
