@@ -45,9 +45,12 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_KEY_MAX = 200
 
 
-async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads.RawImage | None, str | None]:
-    """The fields, and the photo: a file part already on disk, or the data URI / URL of a JSON or text `image`
-    (fetched only once the style is known to take a photo); neither for a text-to-image style."""
+async def _parse(
+    request: Request, runtime: Runtime, *, digest: bool
+) -> tuple[JobFields, uploads.RawImage | None, str | None]:
+    """The fields, and the photo: a file part already on disk (hashed with `digest`), or the data URI / URL of a
+    JSON or text `image` (fetched only once the style is known to take a photo); neither for a text-to-image
+    style."""
     settings = runtime.settings
     tmp_dir = settings.var_dir / "tmp"
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -59,7 +62,7 @@ async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads
             raise validation_problem(exc) from None
         return JobFields.model_validate(body.model_dump(exclude={"image"})), None, body.image
     if ctype == "multipart/form-data":
-        form, upload = await uploads.receive_form(request, tmp_dir, settings.max_image_bytes)
+        form, upload = await uploads.receive_form(request, tmp_dir, settings.max_image_bytes, digest=digest)
         try:
             if upload is None:
                 body = JobRequest.model_validate(form)  # `image` as a text field: an URL or a data URI
@@ -112,7 +115,9 @@ async def submit_job(request: Request) -> Response:
     if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX):
         raise validation_error(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters.")
 
-    fields, raw, image_ref = await _parse(request, runtime)
+    # The photo's hash only tells a replay from a conflict: without an Idempotency-Key nothing needs it (half a
+    # millisecond of CPU per megabyte, and no hash of a guest's request is kept for nothing).
+    fields, raw, image_ref = await _parse(request, runtime, digest=key is not None)
     try:
         owner = resolve_owner(client, fields.event_id, fields.user_id)
         styles = context.styles(request)
@@ -127,19 +132,21 @@ async def submit_job(request: Request) -> Response:
             check_style_photo(style, runtime.settings, has_photo=True, default_provider=asked.default_provider)
             settings = runtime.settings
             raw = await uploads.save_image_field(
-                image_ref, runtime.fetcher, settings.var_dir / "tmp", settings.max_image_bytes
+                image_ref, runtime.fetcher, settings.var_dir / "tmp", settings.max_image_bytes, digest=key is not None
             )
         # hash what the request means, not how it was spelled: a kiosk naming its own event_id or leaving it out
         # is the same request (a retry must replay, not conflict)
-        req_hash = request_hash(
-            fields.model_copy(update={"event_id": owner[0], "user_id": owner[1]}), raw.sha256 if raw else None
-        )
+        req_hash = None
+        if key is not None:
+            req_hash = request_hash(
+                fields.model_copy(update={"event_id": owner[0], "user_id": owner[1]}), raw.sha256 if raw else None
+            )
         try:
             plan = await plan_submission(styles, runtime.db, runtime.settings, asked)
         except Problem:
             # a retry of an accepted request replays even if its style changed since (the statement below, which
             # also answers replays, is not reached): one look-up, on this refusal path only
-            if key is not None and (replay := await _replay_or_conflict(runtime, client, key, req_hash)):
+            if key is not None and req_hash and (replay := await _replay_or_conflict(runtime, client, key, req_hash)):
                 return replay
             raise
         # What is cheap and decisive is checked here (type 415, header dimensions 422); decoding, orientation,
@@ -152,7 +159,7 @@ async def submit_job(request: Request) -> Response:
                 idempotency_key=key, req_hash=req_hash, as_uploaded=True,
             )  # fmt: skip
         except IdempotencyKeyUsed:
-            assert key is not None
+            assert key is not None and req_hash is not None
             replay = await _replay_or_conflict(runtime, client, key, req_hash)
             if replay is None:  # pragma: no cover - the winner's row must exist
                 raise
