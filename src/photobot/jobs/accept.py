@@ -287,7 +287,9 @@ class IdempotencyKeyUsed(Exception):
 
 
 class _Refused(Exception):
-    """The accepting transaction refused the job: `code` says why (a `_REFUSALS` key, or `style_changed`)."""
+    """The accepting transaction refused the job: `code` is its verdict (`_ACCEPT_SQL`'s names: `replay`,
+    `style_changed`, `unknown_event`, `unknown_user`, `style_not_offered`, `consent_required`,
+    `guest_limit_reached` with the `cap`, `no_credits`)."""
 
     def __init__(self, code: str, cap: int | None = None) -> None:
         super().__init__(code)
@@ -368,16 +370,18 @@ async def create_job(
                 assert fresh is not None
                 plan = Plan(plan.asked, fresh, spec, plan.styles)
                 continue
-            if db.is_postgres:
-                bus.wake_dispatchers()  # committed: the statement was its own transaction
-            return job
-        raise RuntimeError(f"style {spec.style_id} kept changing while a job was accepted")
+            break
+        else:
+            raise RuntimeError(f"style {spec.style_id} kept changing while a job was accepted")
     except _Refused as refused:
         await _forget(storage, key)
         raise _problem(refused, spec) from None
     except BaseException:
         await _forget(storage, key)
         raise
+    if db.is_postgres:
+        bus.wake_dispatchers()  # committed: the statement was its own transaction (the session path wakes on commit)
+    return job
 
 
 def _problem(refused: _Refused, spec: JobSpec) -> Exception:
@@ -399,17 +403,18 @@ def _problem(refused: _Refused, spec: JobSpec) -> Exception:
 
 
 async def _accept_in_session(db: Database, bus: Bus, writing: _Writing) -> None:
-    """The accepting transaction as ORM statements (SQLite, whose writers `BEGIN IMMEDIATE` serialises)."""
+    """The accepting transaction as ORM statements (SQLite, whose writers `BEGIN IMMEDIATE` serialises), deciding
+    in `_ACCEPT_SQL`'s order."""
     job, plan, spec = writing.job, writing.plan, writing.spec
     try:
         async with db.session() as session:
+            key, token_id = job.idempotency_key, job.token_id
+            if key is not None and token_id is not None and await find_idempotent(session, token_id, key):
+                raise _Refused("replay")
             if plan is not None:
                 stored = await session.get(Style, spec.style_id)
                 if stored is None or _facts(stored) != _facts(plan.style):
                     raise _Refused("style_changed")
-            key, token_id = job.idempotency_key, job.token_id
-            if key is not None and token_id is not None and await find_idempotent(session, token_id, key):
-                raise _Refused("replay")
             await _check_account(session, spec, rules=plan is not None)
             session.add(job)
             await session.flush()
@@ -462,8 +467,6 @@ def _facts(style: Style) -> tuple[Any, ...]:
 _JOBS = table_of(Job)
 _JSON_COLUMNS = frozenset(c.name for c in _JOBS.columns if isinstance(c.type, sa.JSON))
 _TIME_COLUMNS = frozenset(c.name for c in _JOBS.columns if isinstance(c.type, UTCDateTime | sa.DateTime))
-
-
 _JOB_COLUMNS = ", ".join(c.name for c in _JOBS.columns)
 _JOB_VALUES = ", ".join(
     f"CAST(:j_{c.name} AS JSON)" if c.name in _JSON_COLUMNS else f":j_{c.name}" for c in _JOBS.columns
