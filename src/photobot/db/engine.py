@@ -77,10 +77,21 @@ class Database:
             compiled = (statement, done.string, tuple(done.positiontup or ()))
             self._driver_sql[id(statement)] = compiled
         _, sql, order = compiled
+        values = [params[name] for name in order]
         async with self.engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
+            pooled = await conn.get_raw_connection()
+            driver = pooled.driver_connection
             assert driver is not None, "a checked-out connection has its driver connection"
-            return await driver.fetchrow(sql, *[params[name] for name in order])
+            try:
+                return await driver.fetchrow(sql, *values)
+            except Exception as exc:
+                if not (driver.is_closed() or str(getattr(exc, "sqlstate", "")).startswith(("08", "57P"))):
+                    raise
+                # The connection died (a database restart): do what SQLAlchemy does on a disconnect in its own
+                # execution path — drop this connection, replace every older pooled one at its next checkout — and
+                # raise what it raises then, which the app answers with 503 `database_unavailable`.
+                self.engine.sync_engine.pool._invalidate(pooled, exc)
+                raise sa.exc.DBAPIError(sql, values, exc, hide_parameters=True, connection_invalidated=True) from exc
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
