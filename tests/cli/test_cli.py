@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,37 +27,7 @@ from photobot.db.migrate import head_revision
 from photobot.db.models import ClientToken, CreditLedger, Event, Job, Notification, ProviderKey, Style, utcnow
 from photobot.jobs import credits
 from photobot.signing import hash_token
-
-PHOTOBOT = Path(sys.executable).with_name("photobot")
-PYCACHE = Path(tempfile.gettempdir()) / f"photobot-test-pycache-{os.getuid()}"
-
-
-@dataclass
-class Result:
-    args: tuple[str, ...]
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        assert self.code == 0, f"{self.args}: exit {self.code}: {self.err}"
-        return json.loads(self.out)  # the whole of stdout is one JSON document
-
-    def ok(self) -> Result:
-        assert self.code == 0, f"{self.args}: exit {self.code}: {self.err}"
-        return self
-
-    def failed(self, *fragments: str) -> str:
-        """Assert the error contract and return the one stderr line."""
-        assert self.code != 0, f"{self.args} should fail, printed {self.out!r}"
-        assert self.out == "", f"{self.args}: stdout on error: {self.out!r}"
-        lines = self.err.strip().splitlines()
-        assert len(lines) == 1, f"{self.args}: expected one stderr line, got {self.err!r}"
-        assert "Traceback" not in self.err
-        for fragment in fragments:
-            assert fragment in lines[0], f"{self.args}: {fragment!r} not in {lines[0]!r}"
-        return lines[0]
-
+from tests.support.cli import Result, run_photobot
 
 Run = Callable[..., Any]
 
@@ -71,36 +37,11 @@ pytestmark = pytest.mark.timeout(600)  # ~70 child processes; a loaded machine m
 @pytest.fixture
 def cli(db_url: str, tmp_path: Path) -> Run:
     """`await cli("events", "list", "--json")` runs `photobot` in a child process on the test database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOBOT_") or k.startswith("PHOTOBOT_TEST_")}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update(
-        PHOTOBOT_DATABASE_URL=db_url,
-        PHOTOBOT_VAR_DIR=str(tmp_path / "var"),
-        PHOTOBOT_ENV="test",
-        PHOTOBOT_LOG_LEVEL="WARNING",
-        PYTHONPYCACHEPREFIX=str(PYCACHE),
-    )
     workdir = tmp_path / "cwd"  # no stray .env is read
     workdir.mkdir()
 
     async def run(*args: str, **extra_env: str) -> Result:
-        proc = await asyncio.create_subprocess_exec(
-            str(PHOTOBOT),
-            *args,
-            cwd=workdir,
-            env={**env, **extra_env},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), 240)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-        assert proc.returncode is not None
-        return Result(args, proc.returncode, out.decode(), err.decode())
+        return await run_photobot(db_url, workdir, *args, var_dir=tmp_path / "var", **extra_env)
 
     run.sqlite = db_url.startswith("sqlite")  # type: ignore[attr-defined]
     return run

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
            *sorted((ROOT / "src/photobot/pages/templates").glob("*.html"))]  # fmt: skip
 SNIPPET = re.compile(r"(?:`|^\s*(?:\$ )?)(photobot [a-z][^`\n#|]*)", re.M)
-PLACEHOLDER = re.compile(r"^(<[^>]+>|[A-Z][A-Z0-9_]*)$")
+PLACEHOLDER = re.compile(r"^(<[^>]+>|[A-Z][A-Z0-9_]*|\$\{?[A-Z][A-Z0-9_]*\}?)$")  # ID, <file>, $EVENT
 
 
 def documented() -> list[tuple[str, str]]:

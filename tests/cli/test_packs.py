@@ -2,48 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import sys
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from photobot.db import Database
 from photobot.db.models import Purchase, utcnow
-
-PHOTOBOT = Path(sys.executable).with_name("photobot")
-PYCACHE = Path(tempfile.gettempdir()) / f"photobot-test-pycache-{os.getuid()}"
+from tests.support.cli import failed, ok
+from tests.support.cli import run_photobot as photobot
 
 pytestmark = pytest.mark.timeout(300)
-
-
-async def photobot(db_url: str, workdir: Path, *args: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOBOT_")}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update(PHOTOBOT_DATABASE_URL=db_url, PHOTOBOT_VAR_DIR=str(workdir / "var"), PHOTOBOT_ENV="test",
-               PHOTOBOT_LOG_LEVEL="WARNING", PYTHONPYCACHEPREFIX=str(PYCACHE))  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(
-        str(PHOTOBOT), *args, cwd=workdir, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 240)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-def ok(result: tuple[int, str, str]) -> Any:
-    code, out, err = result
-    assert code == 0, err
-    return json.loads(out)
-
-
-def failed(result: tuple[int, str, str], fragment: str) -> None:
-    code, out, err = result
-    assert code != 0 and out == "" and len(err.strip().splitlines()) == 1 and fragment in err, (code, out, err)
 
 
 async def test_packs_create_list_disable(database: Database, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,31 +22,13 @@ from photobot.db.models import JobState
 from photobot.links import gallery_url
 from photobot.providers.simulator import SimConfig, Simulator
 from photobot.providers.simulator.kie_api import callback_payload
+from tests.support.browser import launch, screenshot_path, skip_without_chromium
 from tests.support.live import finished_task, submit
 from tests.support.stack import Stack, module_stack
 
-CHROMIUM = Path("/usr/bin/chromium")
-OUTPUT = Path("test-output")
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        shutil.which("chromium") is None and not CHROMIUM.exists(),
-        reason="no Chromium at /usr/bin/chromium (`make browser` installs Debian's chromium)",
-    ),
-]
+pytestmark = [pytest.mark.browser, skip_without_chromium]
 
 
 @pytest.fixture(scope="module")
@@ -72,19 +53,8 @@ async def live(sim: Simulator, sqlite_template: Path, tmp_path_factory: pytest.T
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        instance = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
-
-
-def screenshot_path(name: str) -> Path:
-    OUTPUT.mkdir(exist_ok=True)
-    return OUTPUT / name
+    async with launch() as instance:
+        yield instance
 
 
 async def test_guest_page_shows_the_photo_when_it_is_ready_without_a_reload(

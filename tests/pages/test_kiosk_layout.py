@@ -83,44 +83,62 @@ async def _inside(page: Any, selector: str, viewport: dict[str, int]) -> dict[st
 async def test_make_my_photo_is_visible_without_scrolling(
     live: Stack, browser: Any, viewport: dict[str, int], name: str
 ) -> None:
-    patched = await live.client.patch(f"/v1/admin/events/{live.event_id}", json={"styles": ORDER}, headers=live.admin)
+    # an event that also asks for consent: the consent box must fit on the same screen as everything else
+    wording = "I agree that my photo is sent to an AI image service and kept for 30 days."
+    patched = await live.client.patch(
+        f"/v1/admin/events/{live.event_id}",
+        json={"styles": ORDER, "consent_required": True, "consent_text": wording},
+        headers=live.admin,
+    )
     assert patched.status_code == 200, patched.text
-    context, page, errors = await _kiosk(live, browser, viewport)
+    try:
+        context, page, errors = await _kiosk(live, browser, viewport)
+        await page.wait_for_selector("#consent-box:not([hidden])")
 
-    # the event's styles, in its order, each with its preview image from the catalogue
-    shown = await page.eval_on_selector_all("#style-list input[name=style]", "(els) => els.map((e) => e.value)")
-    assert shown == ORDER
-    previews = await page.eval_on_selector_all("#style-list img", "(els) => els.map((i) => new URL(i.src).pathname)")
-    assert previews == [f"/media/styles/{s}/preview.jpg" for s in ORDER]
-    first_tile = await _inside(page, "label.style:has(input[value=pb_c]) img", viewport)
-    assert first_tile["width"] >= 80 and first_tile["height"] >= 80  # a picture you can see, not an icon
+        # the event's styles, in its order, each with its preview image from the catalogue
+        shown = await page.eval_on_selector_all("#style-list input[name=style]", "(els) => els.map((e) => e.value)")
+        assert shown == ORDER
+        previews = await page.eval_on_selector_all(
+            "#style-list img", "(els) => els.map((i) => new URL(i.src).pathname)"
+        )
+        assert previews == [f"/media/styles/{s}/preview.jpg" for s in ORDER]
+        first_tile = await _inside(page, "label.style:has(input[value=pb_c]) img", viewport)
+        assert first_tile["width"] >= 80 and first_tile["height"] >= 80  # a picture you can see, not an icon
 
-    await page.wait_for_function("() => document.getElementById('video').videoWidth > 0", timeout=10_000)
-    await _inside(page, "#snap", viewport)
-    await page.click("#snap")
-    await page.wait_for_selector("#preview:not([hidden])")
-    await page.click("label.style:has(input[value=pop_art])")
-    assert await page.evaluate("[window.scrollX, window.scrollY]") == [0, 0]
-    submit = await _inside(page, "#submit", viewport)
-    assert submit["height"] >= 48 and await page.is_enabled("#submit")
-    assert await page.inner_text("#submit") == "Make my photo"
-    camera = await _inside(page, ".camera", viewport)
-    assert camera["height"] >= viewport["height"] * 0.3  # the guest still sees themselves, large
-    await page.screenshot(path=screenshot_path(name))
-    publish(name)
+        await page.wait_for_function("() => document.getElementById('video').videoWidth > 0", timeout=10_000)
+        await _inside(page, "#snap", viewport)
+        await page.click("#snap")
+        await page.wait_for_selector("#preview:not([hidden])")
+        await page.click("label.style:has(input[value=pop_art])")
+        assert await page.evaluate("[window.scrollX, window.scrollY]") == [0, 0]
+        submit = await _inside(page, "#submit", viewport)
+        assert submit["height"] >= 48 and await page.is_enabled("#submit")
+        assert await page.inner_text("#submit") == "Make my photo"
+        camera = await _inside(page, ".camera", viewport)
+        assert camera["height"] >= viewport["height"] * 0.3  # the guest still sees themselves, large
+        await _inside(page, "#consent-box", viewport)
+        await page.check("#consent")
+        assert await page.evaluate("[window.scrollX, window.scrollY]") == [0, 0]
+        await page.screenshot(path=screenshot_path(name))
+        publish(name)
 
-    # submitted from where it stands: the QR code comes up, also without scrolling
-    await page.click("#submit")
-    await page.wait_for_selector("#result:not([hidden])", timeout=10_000)
-    await page.wait_for_function("() => document.getElementById('qr').naturalWidth > 0", timeout=10_000)
-    await _inside(page, "#qr", viewport)
-    await page.wait_for_selector("#result-photo:not([hidden])", timeout=15_000)
-    await page.wait_for_function("() => document.getElementById('result-photo').naturalWidth > 0")
-    await _inside(page, "#again", viewport)
-    await page.screenshot(path=screenshot_path(name.replace("kiosk-", "kiosk-result-")))
-    publish(name.replace("kiosk-", "kiosk-result-"))
-    assert errors == []
-    await context.close()
+        # submitted from where it stands: the QR code comes up, also without scrolling
+        await page.click("#submit")
+        await page.wait_for_selector("#result:not([hidden])", timeout=10_000)
+        await page.wait_for_function("() => document.getElementById('qr').naturalWidth > 0", timeout=10_000)
+        await _inside(page, "#qr", viewport)
+        await page.wait_for_selector("#result-photo:not([hidden])", timeout=15_000)
+        await page.wait_for_function("() => document.getElementById('result-photo').naturalWidth > 0")
+        await _inside(page, "#again", viewport)
+        await page.screenshot(path=screenshot_path(name.replace("kiosk-", "kiosk-result-")))
+        publish(name.replace("kiosk-", "kiosk-result-"))
+        assert errors == []
+        await context.close()
+    finally:  # the module's other tests use the same event, without consent
+        reset = await live.client.patch(
+            f"/v1/admin/events/{live.event_id}", json={"consent_required": False}, headers=live.admin
+        )
+        assert reset.status_code == 200, reset.text
 
 
 async def test_a_text_to_image_style_is_made_without_a_photo(live: Stack, browser: Any) -> None:

@@ -28,11 +28,9 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -41,7 +39,8 @@ from photobot.db import Database, execute_dml
 from photobot.db.models import Job, WebhookEndpoint, WebhookMessage, table_of, utcnow
 from photobot.net.errors import FetchError, redact_url
 from photobot.net.fetcher import SafeFetcher
-from photobot.notify.delivery import AppriseSender, SendResult
+from photobot.notify.delivery import AppriseSender
+from photobot.notify.notifier import Sender as AlertSender
 from photobot.notify.notifier import scrubber_for
 from photobot.outbound.endpoints import signing_secrets
 from photobot.outbound.outbox import JOB_COMPLETED, timestamp
@@ -58,18 +57,6 @@ MAX_ANSWER_BYTES = 4096  # the start of a failure's answer is kept in `last_erro
 ERROR_SNIPPET = 200
 PURGE_INTERVAL_S = 3600.0
 ALERT_CHECK_S = 60.0
-
-
-class AlertSender(Protocol):
-    async def send(
-        self,
-        urls: Sequence[str],
-        *,
-        title: str,
-        body: str,
-        body_format: str = "text",
-        attachments: Sequence[Path] = (),
-    ) -> SendResult: ...
 
 
 @dataclass(frozen=True)
