@@ -6,7 +6,9 @@ upload, checks its type and header dimensions, stores it, reserves the credit an
 orientation, stripping and downscale happen later, in the worker's submit step, which this benchmark does not run:
 `photobot serve --no-worker`). Runs alternate floor, service… and each figure is the median of `--repeat` runs.
 
-    python -m bench.submit_ingest [--repeat 3] [--duration 8]
+    python -m bench.submit_ingest [--repeat 3] [--duration 8] [--profile]
+
+`--profile` records the service with py-spy during its last 16-connection run (`bench/profile.py`).
 
 Two rows: a 1.1 MB JPEG at 16 connections, and a 4032x3024 phone photo at 1 connection (latency of one kiosk).
 """
@@ -23,7 +25,7 @@ from typing import Any
 
 from PIL import Image, ImageFilter
 
-from bench import common, wrk
+from bench import common, profile, wrk
 
 BOUNDARY = "photobot-bench-boundary"
 
@@ -68,7 +70,7 @@ def _fig(name: str, value: float, baseline: float, unit: str) -> dict[str, Any]:
     return {"name": name, "value": value, "baseline": baseline, "unit": unit, "ratio": common.ratio(value, baseline)}
 
 
-async def run(repeat: int = 3, duration_s: float = 8.0) -> dict[str, Any]:
+async def run(repeat: int = 3, duration_s: float = 8.0, with_profile: bool = False) -> dict[str, Any]:
     body_1mb = multipart(noise_jpeg(1_100_000))
     body_phone = multipart(phone_jpeg())
     ctype = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
@@ -99,13 +101,20 @@ async def run(repeat: int = 3, duration_s: float = 8.0) -> dict[str, Any]:
                 floor.wait_ready()
                 for side, server in (("floor", floor), ("service", service)):  # warm-up
                     wrk.run(server.url, specs[side], connections=4, duration_s=2, server_cpu_s=server.cpu_seconds)
-                for _ in range(repeat):
+                spy = None
+                for i in range(repeat):
                     for side, server in (("floor", floor), ("service", service)):
+                        if with_profile and side == "service" and i == repeat - 1:
+                            spy = profile.start(service.proc.pid, duration_s, tmp / "profile.txt")
                         runs[side].append(wrk.run(server.url, specs[side], connections=16, duration_s=duration_s,
                                                   server_cpu_s=server.cpu_seconds))  # fmt: skip
                         runs[f"{side}_phone"].append(wrk.run(server.url, specs[f"{side}_phone"], connections=1,
                                                              duration_s=duration_s / 2,
                                                              server_cpu_s=server.cpu_seconds))  # fmt: skip
+                prof = None
+                if spy is not None:
+                    spy.wait(60)
+                    prof = profile.summarise(tmp / "profile.txt")
             finally:
                 service.stop()
                 floor.stop()
@@ -137,7 +146,11 @@ async def run(repeat: int = 3, duration_s: float = 8.0) -> dict[str, Any]:
             _fig("submission 4032x3024, 1 conn: p50", sp["p50_ms"], fp["p50_ms"], "ms"),
             _fig("submission 4032x3024, 1 conn: p99", sp["p99_ms"], fp["p99_ms"], "ms"),
         ],
-        "details": {**med, "errors": sum(r["non_2xx"] + r["socket_errors"] for v in runs.values() for r in v)},
+        "details": {
+            **med,
+            "errors": sum(r["non_2xx"] + r["socket_errors"] for v in runs.values() for r in v),
+            "profile": prof,
+        },
     }
 
 
@@ -145,8 +158,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--profile", action="store_true", help="py-spy the service during its last 16-conn. run")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.repeat, args.duration)), indent=2))
+    print(json.dumps(asyncio.run(run(args.repeat, args.duration, args.profile)), indent=2))
 
 
 if __name__ == "__main__":

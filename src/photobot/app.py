@@ -29,6 +29,7 @@ from photobot import admin
 from photobot.api import event as event_api
 from photobot.api import jobs as jobs_api
 from photobot.api import purchases as purchases_api
+from photobot.jobs.accept import StyleCache
 from photobot.pages import purchase as purchase_page
 from photobot.payments.gateway import Payments
 from photobot.problems import Problem, handle_problem, problem_response
@@ -123,6 +124,7 @@ def create_app(settings: Settings, *, run_dispatcher: bool = True) -> Starlette:
             app.state.payments = payments
             app.state.limiter = RequestLimiter(settings.redis_url, timeout_s=settings.redis_timeout_s)
             app.state.tokens = TokenCache()
+            app.state.styles = StyleCache()
             runtime.bus.token_revoked_listeners.append(app.state.tokens.forget)
             health.drain_on_signal(runtime, settings.drain_s)
             async with (

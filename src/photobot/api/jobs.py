@@ -23,7 +23,15 @@ from photobot.api.schemas import JobFields, JobRequest
 from photobot.api.views import RETRY_AFTER_S, etag, job_view
 from photobot.db.models import ClientToken, Job
 from photobot.intake import inspect
-from photobot.jobs.accept import Guest, IdempotencyRace, check_style_photo, create_job, find_idempotent, plan_job
+from photobot.jobs.accept import (
+    Guest,
+    IdempotencyKeyUsed,
+    Submission,
+    check_style_photo,
+    create_job,
+    find_idempotent,
+    plan_submission,
+)
 from photobot.logs import bind
 from photobot.problems import Problem, not_found, validation_error
 from photobot.runtime import Runtime
@@ -37,9 +45,12 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_KEY_MAX = 200
 
 
-async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads.RawImage | None, str | None]:
-    """The fields, and the photo: a file part already on disk, or the data URI / URL of a JSON or text `image`
-    (fetched only once the style is known to take a photo); neither for a text-to-image style."""
+async def _parse(
+    request: Request, runtime: Runtime, *, digest: bool
+) -> tuple[JobFields, uploads.RawImage | None, str | None]:
+    """The fields, and the photo: a file part already on disk (hashed with `digest`), or the data URI / URL of a
+    JSON or text `image` (fetched only once the style is known to take a photo); neither for a text-to-image
+    style."""
     settings = runtime.settings
     tmp_dir = settings.var_dir / "tmp"
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -51,7 +62,7 @@ async def _parse(request: Request, runtime: Runtime) -> tuple[JobFields, uploads
             raise validation_problem(exc) from None
         return JobFields.model_validate(body.model_dump(exclude={"image"})), None, body.image
     if ctype == "multipart/form-data":
-        form, upload = await uploads.receive_form(request, tmp_dir, settings.max_image_bytes)
+        form, upload = await uploads.receive_form(request, tmp_dir, settings.max_image_bytes, digest=digest)
         try:
             if upload is None:
                 body = JobRequest.model_validate(form)  # `image` as a text field: an URL or a data URI
@@ -104,44 +115,51 @@ async def submit_job(request: Request) -> Response:
     if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX):
         raise validation_error(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters.")
 
-    fields, raw, image_ref = await _parse(request, runtime)
+    # The photo's hash only tells a replay from a conflict: without an Idempotency-Key nothing needs it (half a
+    # millisecond of CPU per megabyte, and no hash of a guest's request is kept for nothing).
+    fields, raw, image_ref = await _parse(request, runtime, digest=key is not None)
     try:
         owner = resolve_owner(client, fields.event_id, fields.user_id)
-        if image_ref is not None:
-            async with runtime.db.session() as session:  # no download for a style that would refuse the photo
-                await check_style_photo(
-                    session, runtime.settings, fields.style, has_photo=True,
-                    default_provider=context.providers(request).live.slot,
-                )  # fmt: skip
+        styles = context.styles(request)
+        guest = Guest(fields.guest_id, str(fields.email) if fields.email else None, fields.phone, fields.consent)
+        asked = Submission(
+            style_id=fields.style, aspect_ratio=fields.aspect_ratio, resolution=fields.resolution,
+            output_format=fields.output_format, owner=owner, token_id=client.id, guest=guest,
+            default_provider=context.providers(request).live.slot, has_photo=raw is not None or image_ref is not None,
+        )  # fmt: skip
+        if image_ref is not None:  # no download for a style that would refuse the photo
+            style = await styles.get(runtime.db, fields.style)
+            check_style_photo(style, runtime.settings, has_photo=True, default_provider=asked.default_provider)
             settings = runtime.settings
             raw = await uploads.save_image_field(
-                image_ref, runtime.fetcher, settings.var_dir / "tmp", settings.max_image_bytes
+                image_ref, runtime.fetcher, settings.var_dir / "tmp", settings.max_image_bytes, digest=key is not None
             )
         # hash what the request means, not how it was spelled: a kiosk naming its own event_id or leaving it out
         # is the same request (a retry must replay, not conflict)
-        req_hash = request_hash(
-            fields.model_copy(update={"event_id": owner[0], "user_id": owner[1]}), raw.sha256 if raw else None
-        )
-        if key is not None and (replay := await _replay_or_conflict(runtime, client, key, req_hash)):
-            return replay
-        guest = Guest(fields.guest_id, str(fields.email) if fields.email else None, fields.phone, fields.consent)
-        async with runtime.db.session() as session:
-            spec = await plan_job(
-                session, runtime.settings, style_id=fields.style, aspect_ratio=fields.aspect_ratio,
-                resolution=fields.resolution, output_format=fields.output_format, owner=owner, token_id=client.id,
-                guest=guest, has_photo=raw is not None, default_provider=context.providers(request).live.slot,
-            )  # fmt: skip
+        req_hash = None
+        if key is not None:
+            req_hash = request_hash(
+                fields.model_copy(update={"event_id": owner[0], "user_id": owner[1]}), raw.sha256 if raw else None
+            )
+        try:
+            plan = await plan_submission(styles, runtime.db, runtime.settings, asked)
+        except Problem:
+            # a retry of an accepted request replays even if its style changed since (the statement below, which
+            # also answers replays, is not reached): one look-up, on this refusal path only
+            if key is not None and req_hash and (replay := await _replay_or_conflict(runtime, client, key, req_hash)):
+                return replay
+            raise
         # What is cheap and decisive is checked here (type 415, header dimensions 422); decoding, orientation,
         # metadata stripping and the downscale are the submit step's (`Engine.prepare_input`).
         fmt = inspect(raw.path, runtime.settings.max_image_pixels)[0] if raw is not None else None
         try:
             job = await create_job(
-                runtime.db, runtime.storage, runtime.bus, runtime.settings, spec, raw.path if raw else None,
+                runtime.db, runtime.storage, runtime.bus, runtime.settings, plan, raw.path if raw else None,
                 extension=fmt.extension if fmt else "", content_type=fmt.content_type if fmt else None,
                 idempotency_key=key, req_hash=req_hash, as_uploaded=True,
             )  # fmt: skip
-        except IdempotencyRace:
-            assert key is not None
+        except IdempotencyKeyUsed:
+            assert key is not None and req_hash is not None
             replay = await _replay_or_conflict(runtime, client, key, req_hash)
             if replay is None:  # pragma: no cover - the winner's row must exist
                 raise

@@ -38,7 +38,7 @@ COPY_CHUNK = 256 * 1024
 class RawImage:
     path: Path
     size: int
-    sha256: str
+    sha256: str | None  # None when not asked for: only an Idempotency-Key's replay check needs it
 
 
 def bad_request(code: str, detail: str) -> Problem:
@@ -62,11 +62,11 @@ class _FormSink:
     on the event loop and each chunk costs one page-cache write (what the floor in bench/baseline.py does too).
     Every refusal is raised from the callback that sees it, so nothing past the limit is read."""
 
-    def __init__(self, path: Path, max_image_bytes: int) -> None:
+    def __init__(self, path: Path, max_image_bytes: int, *, digest: bool = True) -> None:
         self.path, self.max_image_bytes = path, max_image_bytes
         self.fields: dict[str, str] = {}
         self.files = self.size = 0
-        self.digest = hashlib.sha256()
+        self.digest = hashlib.sha256() if digest else None
         self._headers: dict[bytes, bytes] = {}
         self._field, self._value = bytearray(), bytearray()
         self._name: str | None = None
@@ -120,7 +120,8 @@ class _FormSink:
             if self.size > self.max_image_bytes:
                 raise ImageTooLarge(self.max_image_bytes)
             chunk = data[start:end]
-            self.digest.update(chunk)
+            if self.digest is not None:
+                self.digest.update(chunk)
             self._out.write(chunk)
         elif self._text is not None:
             self._text += data[start:end]
@@ -157,15 +158,17 @@ def _decode(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
-async def receive_form(request: Request, tmp_dir: Path, max_image_bytes: int) -> tuple[dict[str, str], RawImage | None]:
+async def receive_form(
+    request: Request, tmp_dir: Path, max_image_bytes: int, *, digest: bool = True
+) -> tuple[dict[str, str], RawImage | None]:
     """A multipart form: its text fields, and its `image` file part streamed to a temp file (the caller owns it)
-    with its size and SHA-256; None when the form has no file part."""
+    with its size and (with `digest`) SHA-256; None when the form has no file part."""
     _, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if not boundary:
         raise bad_request("malformed_form", "Missing boundary in multipart.")
     path = _temp_path(tmp_dir)
-    sink = _FormSink(path, max_image_bytes)
+    sink = _FormSink(path, max_image_bytes, digest=digest)
     limit = max_image_bytes + FORM_OVERHEAD
     try:
         parser = MultipartParser(boundary, sink.callbacks())
@@ -188,7 +191,7 @@ async def receive_form(request: Request, tmp_dir: Path, max_image_bytes: int) ->
     if sink.size == 0:
         path.unlink(missing_ok=True)
         raise Problem(422, "invalid_image", "Invalid image", "The image is empty.")
-    return sink.fields, RawImage(path, sink.size, sink.digest.hexdigest())
+    return sink.fields, RawImage(path, sink.size, sink.digest.hexdigest() if sink.digest is not None else None)
 
 
 def _temp_path(directory: Path) -> Path:
@@ -198,8 +201,10 @@ def _temp_path(directory: Path) -> Path:
     return Path(handle.name)
 
 
-async def save_image_field(value: str, fetcher: SafeFetcher, tmp_dir: Path, max_bytes: int) -> RawImage:
-    """A JSON `image`: a base64 data URI or an https URL."""
+async def save_image_field(
+    value: str, fetcher: SafeFetcher, tmp_dir: Path, max_bytes: int, *, digest: bool = True
+) -> RawImage:
+    """A JSON `image`: a base64 data URI or an https URL (with `digest`, its SHA-256 too)."""
     path = _temp_path(tmp_dir)
     try:
         if value[:5].lower() == "data:":
@@ -215,11 +220,14 @@ async def save_image_field(value: str, fetcher: SafeFetcher, tmp_dir: Path, max_
             size = result.size
         else:
             raise Problem(422, "validation_error", "Invalid request", "`image` must be a data: URI or an https:// URL.")
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(COPY_CHUNK):
-                digest.update(chunk)
+        sha256 = None
+        if digest:
+            hasher = hashlib.sha256()
+            with path.open("rb") as handle:
+                while chunk := handle.read(COPY_CHUNK):
+                    hasher.update(chunk)
+            sha256 = hasher.hexdigest()
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return RawImage(path, size, digest.hexdigest())
+    return RawImage(path, size, sha256)

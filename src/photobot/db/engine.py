@@ -79,6 +79,7 @@ class Database:
             compiled = (statement, done.string, tuple(done.positiontup or ()))
             self._driver_sql[id(statement)] = compiled
         _, sql, order = compiled
+        values = [params[name] for name in order]
         # The pool's connection without a `Connection` around it: `engine.connect()` cost three greenlet switches
         # and two wrapper objects (about 45 µs of CPU per call, docs/design-notes.md). No transaction is opened
         # through SQLAlchemy, so returning the connection (its reset is a rollback of nothing) needs no I/O.
@@ -86,11 +87,17 @@ class Database:
         try:
             driver = raw.driver_connection
             assert driver is not None, "a checked-out connection has its driver connection"
-            return await driver.fetchrow(sql, *[params[name] for name in order])
+            return await driver.fetchrow(sql, *values)
         except BaseException as exc:
-            if _connection_lost(exc):  # the pool must not hand this connection out again
-                await greenlet_spawn(raw.invalidate, exc)
-            raise
+            if not _connection_lost(exc):
+                raise
+            # The connection died (a database restart): do what SQLAlchemy does on a disconnect in its own
+            # execution path — drop this connection, replace every older pooled one at its next checkout — and
+            # raise what it raises then, which the app answers with 503 `database_unavailable`.
+            await greenlet_spawn(self.engine.sync_engine.pool._invalidate, raw, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise sa.exc.DBAPIError(sql, values, exc, hide_parameters=True, connection_invalidated=True) from exc
         finally:
             raw.close()
 

@@ -43,12 +43,22 @@ class LocalStorage:
         self, key: str, path: Path, content_type: str | None = None, *, move: bool = False
     ) -> StoredObject:
         dest = self.path_for(key)
-        size = await asyncio.to_thread(self._move if move else self._copy_atomic, path, dest)
+        if move:
+            size = self._rename(path, dest)
+            if size is None:  # another filesystem: a copy, in a thread
+                size = await asyncio.to_thread(self._copy_atomic, path, dest)
+                path.unlink(missing_ok=True)
+        else:
+            size = await asyncio.to_thread(self._copy_atomic, path, dest)
         return StoredObject(key, size, content_type or content_type_for(key))
 
-    @classmethod
-    def _move(cls, src: Path, dest: Path) -> int:
-        """Rename into place (atomic, no copy); across filesystems, copy and delete."""
+    @staticmethod
+    def _rename(src: Path, dest: Path) -> int | None:
+        """Rename into place (atomic, no copy); None across filesystems.
+
+        On the event loop, not in a thread: a rename and a chmod are metadata calls costing microseconds (the
+        upload itself was written on the loop, chunk by chunk), while the hop to a worker thread and back cost
+        more than the calls themselves on every submission (bench/submit_roundtrips.py)."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(src, 0o644)  # temp files are 0600; stored media are as readable as copied ones
         try:
@@ -56,9 +66,7 @@ class LocalStorage:
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
-            size = cls._copy_atomic(src, dest)
-            src.unlink(missing_ok=True)
-            return size
+            return None
         return dest.stat().st_size
 
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> StoredObject:

@@ -1,4 +1,5 @@
-"""What a request handler may use, typed: the `Runtime`, the provider assembly, the rate limiter, the token cache.
+"""What a request handler may use, typed: the `Runtime`, the provider assembly, the rate limiter, the token and
+style caches.
 
 `create_app`'s lifespan puts them on `app.state`; handlers read them through these accessors instead of reaching
 into the untyped `app.state` themselves.
@@ -10,6 +11,7 @@ from typing import cast
 
 from starlette.requests import HTTPConnection
 
+from photobot.jobs.accept import StyleCache
 from photobot.payments.gateway import Payments
 from photobot.providers.assembly import Providers
 from photobot.runtime import Runtime
@@ -32,6 +34,10 @@ def limiter(conn: HTTPConnection) -> RequestLimiter:
 
 def tokens(conn: HTTPConnection) -> TokenCache:
     return cast(TokenCache, conn.app.state.tokens)
+
+
+def styles(conn: HTTPConnection) -> StyleCache:
+    return cast(StyleCache, conn.app.state.styles)
 
 
 def settings(conn: HTTPConnection) -> Settings:
