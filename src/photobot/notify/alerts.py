@@ -46,15 +46,18 @@ async def check_credit_alerts(session: AsyncSession, event: Event, *, bus: Bus |
     """Record an alert (and a `credits.low` webhook message) for each threshold the event's balance has crossed;
     returns the thresholds new now. `bus` wakes the webhook senders after the commit.
 
-    Never raises into the settle transaction (savepoint; errors are logged).
+    A failure to write the alert never undoes the settlement (the writes run in a savepoint; errors are logged).
     """
     if event.id is None:
         return []
+    # Most settlements cross nothing: read the balance first and open the savepoint (two more round trips in the
+    # settle transaction) only when there is an alert to write. This read is outside the savepoint on purpose: it
+    # fails only with the connection, which no savepoint survives, and then the settlement must fail with it.
+    balance = await _balance(session, event.id)
+    if balance is None or not crossed_thresholds(*balance):
+        return []
     try:
         async with session.begin_nested():
-            balance = await _balance(session, event.id)
-            if balance is None:
-                return []
             crossed = crossed_thresholds(*balance)
             now = utcnow()
             rows = [
