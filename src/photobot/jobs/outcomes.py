@@ -62,7 +62,9 @@ async def complete(
         return None
     job = await _reload(session, job_id)
     await credits.settle(session, job)
-    event = await session.get(Event, job.event_id) if job.event_id is not None else None
+    # read fresh in this transaction (after the settle, which leaves the balance as it is): the credit alerts check
+    # this very row's balance
+    event = await session.get(Event, job.event_id, populate_existing=True) if job.event_id is not None else None
     queued = bool(await plan_notifications(session, job, event, settings, "ready"))
     await outbox.job_ended(session, bus, settings.public_base_url, job)
     if event is not None:
