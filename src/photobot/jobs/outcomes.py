@@ -6,8 +6,8 @@ through these two functions, so the effects can never differ by caller:
 - in the caller's transaction: the conditional transition (only one caller can win), the credit (settle on
   completion, release on failure), the notification rows, for event jobs the credit alerts, and the outbound
   webhook messages (`job.completed` / `job.failed`, `credits.low`: the outbox);
-- once that transaction commits (`db.on_commit`): live pages and gallery walls hear of it and notifiers and webhook
-  senders wake, in every process (`Bus`).
+- once that transaction commits (`db.on_commit`): live pages and gallery walls hear of it, and notifiers and webhook
+  senders wake when it queued something for them, in every process (`Bus`).
 
 `job_changed` is the same "tell live pages" for the in-flight moves (submitted, finishing).
 """
@@ -62,12 +62,14 @@ async def complete(
         return None
     job = await _reload(session, job_id)
     await credits.settle(session, job)
-    event = await session.get(Event, job.event_id) if job.event_id is not None else None
-    await plan_notifications(session, job, event, settings, "ready")
+    # read fresh in this transaction (after the settle, which leaves the balance as it is): the credit alerts check
+    # this very row's balance
+    event = await session.get(Event, job.event_id, populate_existing=True) if job.event_id is not None else None
+    queued = bool(await plan_notifications(session, job, event, settings, "ready"))
     await outbox.job_ended(session, bus, settings.public_base_url, job)
     if event is not None:
-        await check_credit_alerts(session, event, bus=bus)
-    _ended(session, bus, job, JobState.completed)
+        queued = bool(await check_credit_alerts(session, event, bus=bus)) or queued
+    _ended(session, bus, job, JobState.completed, queued=queued)
     return job
 
 
@@ -92,9 +94,9 @@ async def fail(
     job = await _reload(session, job_id)
     await credits.release(session, job)
     event = await session.get(Event, job.event_id) if job.event_id is not None else None
-    await plan_notifications(session, job, event, settings, "failed")
+    queued = bool(await plan_notifications(session, job, event, settings, "failed"))
     await outbox.job_ended(session, bus, settings.public_base_url, job)
-    _ended(session, bus, job, JobState.failed)
+    _ended(session, bus, job, JobState.failed, queued=queued)
     return job
 
 
@@ -106,11 +108,12 @@ async def expire(session: AsyncSession, bus: Bus, settings: Settings, job_id: st
     )  # fmt: skip
 
 
-def _ended(session: AsyncSession, bus: Bus, job: Job, state: JobState) -> None:
+def _ended(session: AsyncSession, bus: Bus, job: Job, state: JobState, *, queued: bool) -> None:
     assert state in FINAL
     log.info("job %s", state.value, extra={"job_id": job.id, "code": job.error_code})
     job_changed(session, bus, job, state)
-    on_commit(session, bus.wake_notifiers)
+    if queued:  # a wake with nothing to send costs every notifier two claim transactions and finds nothing
+        on_commit(session, bus.wake_notifiers)
 
 
 async def _reload(session: AsyncSession, job_id: str) -> Job:

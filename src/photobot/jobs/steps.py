@@ -60,13 +60,13 @@ class Engine:
         self.settings = runtime.settings
         self.providers = providers
         self.worker_id = worker_id
+        self._ended: set[str] = set()  # jobs whose step ended them here: the final transition cleared the lease
 
     # --- dispatch ----------------------------------------------------------------------------------
-    async def run(self, job_id: str) -> None:
-        """Run the step the job's state calls for (the job is leased to this worker)."""
-        async with self.runtime.db.session() as session:
-            job = await session.get(Job, job_id)
-        if job is None or job.lease_owner != self.worker_id:
+    async def run(self, job: Job) -> None:
+        """Run the step the job's state calls for; `job` is the row as the dispatcher's claim leased it to this
+        worker (read back by the claim itself: no second read before the step starts)."""
+        if job.lease_owner != self.worker_id:
             return
         with bind(job_id=job.id, task_id=job.provider_task_id, event_id=job.event_id):
             try:
@@ -82,7 +82,10 @@ class Engine:
             except Exception as exc:
                 await self._crashed(job, exc)
             finally:
-                await self.release_lease(job.id)
+                if job.id in self._ended:  # completed or failed here: `outcomes` released the lease in that commit
+                    self._ended.discard(job.id)
+                else:
+                    await self.release_lease(job.id)
 
     async def _crashed(self, job: Job, exc: Exception) -> None:
         """A step raised an unexpected error (the input photo gone, storage down, a bug).
@@ -433,6 +436,8 @@ class Engine:
             done = await outcomes.complete(
                 session, self.runtime.bus, self.settings, job.id, result_key=key, content_type=content_type
             )
+        if done is not None:
+            self._ended.add(job.id)
         if done is None and (await self._reload(job.id)).state == JobState.failed:
             # failed meanwhile (an operator, a forgotten guest): the photo we stored is nobody's. (Another worker
             # completing it first wrote the same deterministic key: that one stays.)
@@ -441,13 +446,17 @@ class Engine:
     # --- fail / expire -----------------------------------------------------------------------------
     async def expire(self, job: Job) -> None:
         async with self.runtime.db.session() as session:
-            await outcomes.expire(session, self.runtime.bus, self.settings, job.id)
+            expired = await outcomes.expire(session, self.runtime.bus, self.settings, job.id)
+        if expired is not None:
+            self._ended.add(job.id)
 
     async def fail(self, job: Job, code: str, message: str, *, from_states: list[JobState]) -> bool:
         async with self.runtime.db.session() as session:
             failed = await outcomes.fail(
                 session, self.runtime.bus, self.settings, job.id, code, message, from_states=from_states
             )
+        if failed is not None:
+            self._ended.add(job.id)
         return failed is not None
 
     # --- helpers -----------------------------------------------------------------------------------

@@ -46,15 +46,18 @@ async def check_credit_alerts(session: AsyncSession, event: Event, *, bus: Bus |
     """Record an alert (and a `credits.low` webhook message) for each threshold the event's balance has crossed;
     returns the thresholds new now. `bus` wakes the webhook senders after the commit.
 
-    Never raises into the settle transaction (savepoint; errors are logged).
+    `event` must have been read in the caller's transaction, after its last change to the balance (the settlement
+    reads it with `populate_existing`): its `credits` and `granted_total` are the balance checked, without a
+    second read. Most settlements cross nothing, and then nothing is written and no savepoint opened.
+    A failure to write the alert never undoes the settlement (the writes run in a savepoint; errors are logged).
     """
     if event.id is None:
         return []
+    balance = (int(event.credits), int(event.granted_total))
+    if not crossed_thresholds(*balance):
+        return []
     try:
         async with session.begin_nested():
-            balance = await _balance(session, event.id)
-            if balance is None:
-                return []
             crossed = crossed_thresholds(*balance)
             now = utcnow()
             rows = [
