@@ -4,7 +4,7 @@ The layers, bottom to top (a module may import its own layer and the ones below)
 
 | layer | packages and modules |
 |---|---|
-| foundation | `settings`, `problems`, `metrics`, `logs`, `signing`, `links`, `data` (the default catalogue) |
+| foundation | `settings`, `problems`, `metrics`, `logs`, `signing`, `links`, `expiring`, `data` (the catalogue) |
 | stores | `db`, `storage`, `net`, `bus`, `intake` |
 | process resources | `runtime` |
 | providers, notifications, outbound webhooks | `providers`, `notify`, `outbound` |
@@ -34,7 +34,7 @@ ROOT = Path(photobot.__file__).parent
 TESTS = Path(__file__).parent
 TEST_KINDS = {"chaos", "fuzz", "support"}  # folders of tests/ that mirror no package
 LAYERS: list[set[str]] = [
-    {"settings", "problems", "metrics", "logs", "signing", "links", "data", "jsontext"},
+    {"settings", "problems", "metrics", "logs", "signing", "links", "data", "jsontext", "expiring"},
     {"db", "storage", "net", "bus", "intake"},
     {"runtime"},
     {"providers", "notify", "outbound"},

@@ -18,7 +18,6 @@ Order of effects, so that a refused request leaves nothing behind:
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,6 +43,7 @@ from photobot.db.models import (
     table_of,
     utcnow,
 )
+from photobot.expiring import ExpiringMap
 from photobot.jobs import credits
 from photobot.problems import Problem, validation_error
 from photobot.providers.assembly import provider_for_style
@@ -183,24 +183,20 @@ class StyleCache:
     activated a moment ago works at once); the catalogue is small, so the cache needs no bound."""
 
     def __init__(self, ttl_s: float = STYLE_CACHE_TTL_S) -> None:
-        self.ttl_s = ttl_s
-        self._entries: dict[str, tuple[float, Style]] = {}
+        self._entries: ExpiringMap[str, Style] = ExpiringMap(ttl_s)
 
     async def get(self, db: Database, style_id: str) -> Style | None:
         """The active style `style_id`, or None (unknown or inactive: read from the database, never cached)."""
-        entry = self._entries.get(style_id)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
-        return await self.refresh(db, style_id)
+        return self._entries.get(style_id) or await self.refresh(db, style_id)
 
     async def refresh(self, db: Database, style_id: str) -> Style | None:
         """Read the style now (a plan found it changed), replacing what was cached."""
         async with db.session() as session:
             style = await session.get(Style, style_id)
         if style is None or not style.active:
-            self._entries.pop(style_id, None)
+            self._entries.pop(style_id)
             return None
-        self._entries[style_id] = (time.monotonic() + self.ttl_s, style)
+        self._entries.put(style_id, style)
         return style
 
 

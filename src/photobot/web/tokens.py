@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-
 from photobot.db.models import ClientToken
+from photobot.expiring import ExpiringMap
 
 TOKEN_CACHE_TTL_S = 1.0
 
@@ -17,24 +15,22 @@ class TokenCache:
     tokens are never cached: a token created a moment ago works at once. Bounded: the oldest entries go first."""
 
     def __init__(self, ttl_s: float = TOKEN_CACHE_TTL_S, max_entries: int = 10_000) -> None:
-        self.ttl_s, self.max_entries = ttl_s, max_entries
-        self._entries: OrderedDict[str, tuple[float, ClientToken]] = OrderedDict()
+        self._entries: ExpiringMap[str, ClientToken] = ExpiringMap(ttl_s, max_entries)
+
+    @property
+    def ttl_s(self) -> float:
+        return self._entries.ttl_s
+
+    @ttl_s.setter
+    def ttl_s(self, value: float) -> None:
+        self._entries.ttl_s = value
 
     def get(self, token_hash: str) -> ClientToken | None:
-        entry = self._entries.get(token_hash)
-        if entry is None:
-            return None
-        if entry[0] < time.monotonic():
-            del self._entries[token_hash]
-            return None
-        return entry[1]
+        return self._entries.get(token_hash)
 
     def put(self, token_hash: str, record: ClientToken) -> None:
-        self._entries[token_hash] = (time.monotonic() + self.ttl_s, record)
-        self._entries.move_to_end(token_hash)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._entries.put(token_hash, record)
 
     def forget(self, token_id: int) -> None:
-        for key in [k for k, (_, record) in self._entries.items() if record.id == token_id]:
-            del self._entries[key]
+        for key in [k for k, record in self._entries.items() if record.id == token_id]:
+            self._entries.pop(key)
