@@ -110,12 +110,25 @@ class Database:
 
 
 def _connection_lost(exc: BaseException) -> bool:
-    """A driver error that leaves the connection unusable (a restart, the network, a cancelled round trip)."""
+    """A driver error that leaves the connection unusable (a restart, the network, a cancelled round trip).
+
+    `InternalClientError` belongs here: when the server terminates an idle backend, its FATAL message can arrive
+    before the socket closes, and asyncpg then refuses the next statement on that connection with "cannot switch
+    to state …; another operation is in progress" instead of a connection error (seen in CI after
+    `pg_terminate_backend`).
+    """
     import asyncpg  # type: ignore[import-untyped]  # untyped upstream
 
     if isinstance(exc, asyncpg.exceptions.PostgresError):
         return str(getattr(exc, "sqlstate", "") or "").startswith(("08", "57P"))
-    return isinstance(exc, asyncpg.exceptions.InterfaceError | OSError | asyncio.CancelledError | TimeoutError)
+    lost = (
+        asyncpg.exceptions.InterfaceError,
+        asyncpg.exceptions.InternalClientError,
+        OSError,
+        asyncio.CancelledError,
+        TimeoutError,
+    )
+    return isinstance(exc, lost)
 
 
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
