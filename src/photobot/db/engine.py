@@ -48,7 +48,7 @@ class Database:
         if self.is_sqlite:
             _serialise_sqlite_writers(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
-        self._driver_sql: dict[int, tuple[sa.TextClause, str, tuple[str, ...]]] = {}
+        self._driver_sql: dict[int, tuple[sa.ClauseElement, str, tuple[str, ...], dict[str, Any]]] = {}
 
     @property
     def is_sqlite(self) -> bool:
@@ -64,22 +64,35 @@ class Database:
         async with self.sessionmaker() as session, session.begin():
             yield session
 
-    async def fetchrow(self, statement: sa.TextClause, params: Mapping[str, Any]) -> Any:
-        """Run one textual statement on PostgreSQL as its own transaction, straight on the pooled asyncpg
-        connection, and return its first row (or None).
+    async def fetchrow(self, statement: sa.ClauseElement, params: Mapping[str, Any]) -> Any:
+        """Run one statement on PostgreSQL as its own transaction, straight on the pooled asyncpg connection, and
+        return its first row (or None).
 
         For the few statements on a hot path that do all of their work themselves: SQLAlchemy's execution layer
         costs more CPU than the statement (about 0.3 ms per call on the callback path; docs/benchmarks.md). The
-        statement is compiled to asyncpg's `$n` form once; values are passed as asyncpg takes them (aware
-        datetimes, JSON as text).
+        statement (textual, or Core built with named `bindparam`s) is compiled to asyncpg's `$n` form once; values
+        are passed as asyncpg takes them (aware datetimes, JSON as text) and come back as asyncpg decodes them
+        (JSON columns decoded: SQLAlchemy registered the codecs on the connection).
         """
+        return await self._on_driver(statement, params, "fetchrow")
+
+    async def fetch(self, statement: sa.ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+        """`fetchrow`, returning every row."""
+        return list(await self._on_driver(statement, params, "fetch"))
+
+    async def _on_driver(self, statement: sa.ClauseElement, params: Mapping[str, Any], method: str) -> Any:
         compiled = self._driver_sql.get(id(statement))
         if compiled is None:
-            done = statement.compile(dialect=self.engine.dialect)
-            compiled = (statement, done.string, tuple(done.positiontup or ()))
+            # `render_postcompile` expands `IN (…)` lists into one placeholder per item; their values (and any
+            # other literal the statement was built with) come from the compiled defaults, while a placeholder
+            # built without a value (`bindparam("x", None)`, or any textual `:x`) must be passed in `params`.
+            done = statement.compile(dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True})
+            order = tuple(getattr(done, "positiontup", None) or ())
+            defaults = {k: v for k, v in done.params.items() if v is not None}
+            compiled = (statement, done.string, order, defaults)
             self._driver_sql[id(statement)] = compiled
-        _, sql, order = compiled
-        values = [params[name] for name in order]
+        _, sql, order, defaults = compiled
+        values = [params[name] if name in params or name not in defaults else defaults[name] for name in order]
         # The pool's connection without a `Connection` around it: `engine.connect()` cost three greenlet switches
         # and two wrapper objects (about 45 µs of CPU per call, docs/design-notes.md). No transaction is opened
         # through SQLAlchemy, so returning the connection (its reset is a rollback of nothing) needs no I/O.
@@ -87,7 +100,7 @@ class Database:
         try:
             driver = raw.driver_connection
             assert driver is not None, "a checked-out connection has its driver connection"
-            return await driver.fetchrow(sql, *values)
+            return await getattr(driver, method)(sql, *values)
         except BaseException as exc:
             if not _connection_lost(exc):
                 raise

@@ -309,7 +309,7 @@ def table_of(model: type[SQLModel]) -> sa.Table:
     return cast(sa.Table, sa.inspect(model).local_table)
 
 
-def due_clause(now: datetime, *, unleased: bool = True) -> sa.ColumnElement[bool]:
+def due_clause(now: datetime | sa.BindParameter[datetime], *, unleased: bool = True) -> sa.ColumnElement[bool]:
     """The one definition of a due job: what the dispatcher claims and what backlog and readiness count.
 
     A job is due when it is in flight, its `next_attempt_at` has passed — or its deadline has, outside `finishing`

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot import metrics
-from photobot.db.models import CreditLedger, Event, Job, LedgerReason, Purchase, User, table_of
+from photobot.db.models import CreditLedger, Event, Job, LedgerReason, Purchase, User, UTCDateTime, table_of
 
 
 class NoCredits(Exception):
@@ -116,9 +116,27 @@ async def settle(session: AsyncSession, job: Job) -> None:
     """Mark the job's reservation as spent. Call only after moving the job to `completed`."""
     if job.cost == 0:
         return
-    account = _account(job)
-    session.add(account.ledger(0, LedgerReason.settle, job.id))
-    metrics.credit_operation("settle", account.kind, job.cost)
+    session.add(_account(job).ledger(0, LedgerReason.settle, job.id))
+    settled(job)
+
+
+def settle_cte(moved: sa.CTE) -> sa.CTE:
+    """`settle` inside a PostgreSQL statement: the ledger row for the job `moved` (a `states.transition_ctes` move
+    to `completed`) at `:now`, written only when that move won and the job cost something. Call `settled(job)`
+    once the statement returned the job."""
+    ledger = table_of(CreditLedger)
+    spent = sa.select(
+        moved.c.event_id, moved.c.user_id, moved.c.id, sa.literal(0), sa.literal(LedgerReason.settle.value),
+        sa.bindparam("now", None, type_=UTCDateTime()),
+    ).where(moved.c.cost > 0)  # fmt: skip
+    columns = ["event_id", "user_id", "job_id", "delta", "reason", "created_at"]
+    return sa.insert(ledger).from_select(columns, spent).cte("settled")
+
+
+def settled(job: Job) -> None:
+    """Count a settlement (the ledger row was written by `settle` or a statement built with `settle_cte`)."""
+    if job.cost:
+        metrics.credit_operation("settle", _account(job).kind, job.cost)
 
 
 async def release(session: AsyncSession, job: Job) -> None:

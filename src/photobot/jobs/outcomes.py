@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from photobot import metrics
 from photobot.bus import Bus
 from photobot.db import on_commit
-from photobot.db.models import FINAL, IN_FLIGHT, Event, Job, JobState, utcnow
+from photobot.db.models import FINAL, IN_FLIGHT, Event, Job, JobState, UTCDateTime, table_of, utcnow
 from photobot.jobs import credits
-from photobot.jobs.states import transition
+from photobot.jobs.states import transition, transition_ctes
 from photobot.notify import check_credit_alerts, plan_notifications
 from photobot.outbound import outbox
 from photobot.providers.errors import CONTENT_BLOCKED, is_content_refusal
@@ -52,17 +55,33 @@ def job_changed(session: AsyncSession, bus: Bus, job: Job, state: JobState) -> N
 async def complete(
     session: AsyncSession, bus: Bus, settings: Settings, job_id: str, *, result_key: str, content_type: str
 ) -> Job | None:
-    """`finishing → completed`: settle the credit, queue the guest's notifications; None if another caller won."""
-    won = await transition(
-        session, job_id, [JobState.finishing], JobState.completed,
-        result_key=result_key, result_content_type=content_type, completed_at=utcnow(),
-        error_code=None, error_message=None, lease_owner=None, lease_until=None,
-    )  # fmt: skip
-    if won is None:
-        return None
-    job = await _reload(session, job_id)
-    await credits.settle(session, job)
-    # read fresh in this transaction (after the settle, which leaves the balance as it is): the credit alerts check
+    """`finishing → completed`: settle the credit, queue the guest's notifications; None if another caller won.
+
+    On PostgreSQL the move, its history row and the settlement are one statement (`_COMPLETE`) that returns the job
+    as it left it: with the event read and the commit, three round trips where the step-by-step form takes eight
+    (about 5 ms of a callback's way to `completed` on this machine, docs/benchmarks.md). SQLite runs the same
+    steps one by one inside its `BEGIN IMMEDIATE` transaction, where a statement costs no round trip.
+    """
+    now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        params = {"job_id": job_id, "now": now, "result_key": result_key, "content_type": content_type}
+        row = (await session.execute(_COMPLETE, params)).mappings().first()
+        if row is None:
+            return None
+        metrics.job_transition(row["previous"], JobState.completed.value, row["entered"], now)
+        job = Job(**{name: row[name] for name in _JOB_COLUMNS})
+        credits.settled(job)
+    else:
+        won = await transition(
+            session, job_id, [JobState.finishing], JobState.completed,
+            result_key=result_key, result_content_type=content_type, completed_at=now,
+            error_code=None, error_message=None, lease_owner=None, lease_until=None,
+        )  # fmt: skip
+        if won is None:
+            return None
+        job = await _reload(session, job_id)
+        await credits.settle(session, job)
+    # read in this transaction, after the settlement (which leaves the balance as it is): the credit alerts check
     # this very row's balance
     event = await session.get(Event, job.event_id, populate_existing=True) if job.event_id is not None else None
     queued = bool(await plan_notifications(session, job, event, settings, "ready"))
@@ -71,6 +90,23 @@ async def complete(
         queued = bool(await check_credit_alerts(session, event, bus=bus)) or queued
     _ended(session, bus, job, JobState.completed, queued=queued)
     return job
+
+
+def _complete_statement() -> sa.Select[Any]:
+    """`complete` on PostgreSQL: the guarded move to `completed` with the result, its history row and the
+    settlement ledger row, in one statement returning the job's new row (nothing when another caller won)."""
+    moved, logged = transition_ctes(
+        [JobState.finishing], JobState.completed,
+        result_key=sa.bindparam("result_key", None, type_=sa.String()),
+        result_content_type=sa.bindparam("content_type", None, type_=sa.String()),
+        completed_at=sa.bindparam("now", None, type_=UTCDateTime()),
+        error_code=None, error_message=None, lease_owner=None, lease_until=None,
+    )  # fmt: skip
+    return sa.select(moved).add_cte(logged, credits.settle_cte(moved))
+
+
+_COMPLETE = _complete_statement()
+_JOB_COLUMNS = tuple(column.name for column in table_of(Job).columns)
 
 
 async def fail(

@@ -4,6 +4,9 @@
 `UPDATE jobs SET state = :to, … WHERE id = :id AND state IN (:from…)` and reports whether it won. A loser
 (the job was already moved by a duplicate or a competing worker) changes nothing. Each win appends a row
 to `job_transitions` for operators.
+
+`transition_ctes` is the same move for PostgreSQL statements that do more in the same round trip (the settlement:
+`outcomes.complete`): data-modifying CTEs with the same guard and the same history row.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot import metrics
 from photobot.db import execute_dml
-from photobot.db.models import Job, JobState, JobTransition, utcnow
+from photobot.db.models import Job, JobState, JobTransition, UTCDateTime, table_of, utcnow
 
 IN_FLIGHT = (JobState.pending, JobState.submitting, JobState.waiting, JobState.finishing)
 
@@ -73,3 +76,40 @@ async def update_in_state(
     if expect_lease is not None:
         query = query.where(col(Job.lease_owner) == expect_lease)
     return await execute_dml(session, query) == 1
+
+
+def transition_ctes(from_states: Iterable[JobState], to_state: JobState, **values: Any) -> tuple[sa.CTE, sa.CTE]:
+    """The conditional move of job `:job_id` at `:now` as PostgreSQL CTEs: `moved` (the job's row after the move,
+    plus `previous` and `entered`: the state it left and since when; empty when the job was not in `from_states`)
+    and `logged` (its `job_transitions` row). The caller's statement selects from `moved` and adds `logged` with
+    `add_cte`; both run in that statement, so the history row exists exactly when the move won.
+
+    The old row is read `FOR UPDATE`: a competing move waits, then sees the state that move left (the guard is
+    re-checked on the newest row), as the two-statement `transition` gets from its conditional UPDATE.
+    """
+    jobs = table_of(Job)
+    now = sa.bindparam("now", None, type_=UTCDateTime())
+    job_id = sa.bindparam("job_id", None, type_=sa.String())
+    old = (
+        sa.select(jobs.c.id, jobs.c.state.label("previous"), jobs.c.state_changed_at.label("entered"))
+        .where(jobs.c.id == job_id, jobs.c.state.in_([JobState(s).value for s in from_states]))
+        .with_for_update()
+        .cte("old")
+    )
+    moved = (
+        sa.update(jobs)
+        .where(jobs.c.id == old.c.id)
+        .values(state=to_state.value, state_changed_at=now, updated_at=now, **values)
+        .returning(*jobs.c, old.c.previous, old.c.entered)
+        .cte("moved")
+    )
+    history = table_of(JobTransition)
+    logged = (
+        sa.insert(history)
+        .from_select(
+            ["job_id", "from_state", "to_state", "at"],
+            sa.select(moved.c.id, moved.c.previous, sa.literal(to_state.value), now),
+        )
+        .cte("logged")
+    )
+    return moved, logged
