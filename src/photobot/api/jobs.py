@@ -23,6 +23,7 @@ from photobot.api.schemas import JobFields, JobRequest
 from photobot.api.views import RETRY_AFTER_S, etag, job_view
 from photobot.db.models import ClientToken, Job
 from photobot.intake import inspect
+from photobot.jobs import lookup
 from photobot.jobs.accept import (
     Guest,
     IdempotencyKeyUsed,
@@ -190,8 +191,7 @@ def etag_matches(if_none_match: str | None, tag: str) -> bool:
 async def get_job(request: Request) -> Response:
     runtime = context.runtime(request)
     client = await require_client(request)
-    async with runtime.db.session() as session:
-        job = await session.get(Job, request.path_params["job_id"])
+    job = await lookup.job_by_id(runtime.db, request.path_params["job_id"])
     if job is None or not can_see_job(client, job):
         raise not_found("No such job.")
     tag = etag(job)

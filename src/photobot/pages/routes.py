@@ -46,6 +46,7 @@ from photobot.api.views import RETRY_AFTER_S
 from photobot.api.views import etag as job_etag
 from photobot.bus import EVENT_CHANNEL_PREFIX, JOB_CHANNEL_PREFIX
 from photobot.db.models import Event, Job, JobState, Moderation, utcnow
+from photobot.jobs import lookup
 from photobot.jobs.retention import is_expired, retention_days
 from photobot.links import page_url
 from photobot.pages import sse
@@ -73,12 +74,7 @@ def _runtime(request: Request) -> Runtime:
 async def _find(runtime: Runtime, public_id: str) -> tuple[Job, Event | None] | None:
     if not _PUBLIC_ID.match(public_id):
         return None
-    async with runtime.db.session() as session:
-        job = (await session.execute(sa.select(Job).where(col(Job.public_id) == public_id))).scalar_one_or_none()
-        if job is None:
-            return None
-        event = await session.get(Event, job.event_id) if job.event_id else None
-    return job, event
+    return await lookup.job_with_event(runtime.db, public_id)
 
 
 def _not_found_page(brand: Branding | None = None) -> Response:
