@@ -63,14 +63,19 @@ async def complete(
     steps one by one inside its `BEGIN IMMEDIATE` transaction, where a statement costs no round trip.
     """
     now = utcnow()
+    endpoints: list[Any] | None = None
     if session.get_bind().dialect.name == "postgresql":
         params = {"job_id": job_id, "now": now, "result_key": result_key, "content_type": content_type}
         row = (await session.execute(_COMPLETE, params)).mappings().first()
         if row is None:
             return None
         metrics.job_transition(row["previous"], JobState.completed.value, row["entered"], now)
-        job = Job(**{name: row[name] for name in _JOB_COLUMNS})
+        job = Job(**{c.name: row[c.name] for c in _JOBS.c})
         credits.settled(job)
+        # the event as this statement read it, after the settlement (which leaves the balance as it is): the credit
+        # alerts check this very row's balance
+        event = Event(**{c.name: row[_EVENT + c.name] for c in _EVENTS.c}) if job.event_id is not None else None
+        endpoints = row["listening"] or []
     else:
         won = await transition(
             session, job_id, [JobState.finishing], JobState.completed,
@@ -81,11 +86,9 @@ async def complete(
             return None
         job = await _reload(session, job_id)
         await credits.settle(session, job)
-    # read in this transaction, after the settlement (which leaves the balance as it is): the credit alerts check
-    # this very row's balance
-    event = await session.get(Event, job.event_id, populate_existing=True) if job.event_id is not None else None
+        event = await session.get(Event, job.event_id, populate_existing=True) if job.event_id is not None else None
     queued = bool(await plan_notifications(session, job, event, settings, "ready"))
-    await outbox.job_ended(session, bus, settings.public_base_url, job)
+    await outbox.job_ended(session, bus, settings.public_base_url, job, endpoints=endpoints)
     if event is not None:
         queued = bool(await check_credit_alerts(session, event, bus=bus)) or queued
     _ended(session, bus, job, JobState.completed, queued=queued)
@@ -94,7 +97,8 @@ async def complete(
 
 def _complete_statement() -> sa.Select[Any]:
     """`complete` on PostgreSQL: the guarded move to `completed` with the result, its history row and the
-    settlement ledger row, in one statement returning the job's new row (nothing when another caller won)."""
+    settlement ledger row, in one statement returning the job's new row with its event (columns `event__…`) and
+    the webhook endpoints that hear about it (`listening`); nothing when another caller won."""
     moved, logged = transition_ctes(
         [JobState.finishing], JobState.completed,
         result_key=sa.bindparam("result_key", None, type_=sa.String()),
@@ -102,11 +106,17 @@ def _complete_statement() -> sa.Select[Any]:
         completed_at=sa.bindparam("now", None, type_=UTCDateTime()),
         error_code=None, error_message=None, lease_owner=None, lease_until=None,
     )  # fmt: skip
-    return sa.select(moved).add_cte(logged, credits.settle_cte(moved))
+    event_columns = [c.label(_EVENT + c.name) for c in _EVENTS.c]
+    listening = outbox.listening(moved.c.event_id).label("listening")
+    return (
+        sa.select(moved, *event_columns, listening)
+        .select_from(moved.outerjoin(_EVENTS, _EVENTS.c.id == moved.c.event_id))
+        .add_cte(logged, credits.settle_cte(moved))
+    )
 
 
+_JOBS, _EVENTS, _EVENT = table_of(Job), table_of(Event), "event__"
 _COMPLETE = _complete_statement()
-_JOB_COLUMNS = tuple(column.name for column in table_of(Job).columns)
 
 
 async def fail(

@@ -7,7 +7,8 @@
 If that transaction commits, the message and its deliveries exist and the worker's sender will deliver them,
 whatever crashes afterwards; if it rolls back, they never existed. Only endpoints that hear the message get a
 delivery row (active, the type subscribed, and the same event or no event filter); with no such endpoint
-nothing is written at all, so the cost on a job's completion is one small SELECT.
+nothing is written at all, so the cost on a job's completion is one small SELECT (none of its own on PostgreSQL,
+where the completing statement reads the endpoints with the job: `listening`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,27 @@ def timestamp(at: datetime) -> str:
     return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _hearing(event_id: int | sa.ColumnElement[int] | None) -> sa.ColumnElement[bool]:
+    """The endpoints that hear messages about `event_id`: active, and the event's own or without an event filter."""
+    scope: sa.ColumnElement[bool] = E.c.event_id.is_(None)
+    if event_id is not None:
+        scope = sa.or_(scope, E.c.event_id == event_id)
+    return sa.and_(E.c.active.is_(True), scope)
+
+
+def endpoints_in_scope(event_id: int | None) -> sa.Select[Any]:
+    """`(id, types)` of the endpoints that hear messages about `event_id`, by id."""
+    return sa.select(E.c.id, E.c.types).where(_hearing(event_id)).order_by(E.c.id)
+
+
+def listening(event_id: sa.ColumnElement[int]) -> sa.ScalarSelect[Any]:
+    """`endpoints_in_scope` as one JSON value, `[[id, types], …]` (or null), correlated to an `event_id` column of a
+    PostgreSQL statement (`outcomes.complete` reads them with the job it completes); pass what it returned to
+    `publish` as `endpoints`."""
+    pairs = sa.func.json_agg(sa.func.json_build_array(E.c.id, E.c.types), type_=sa.JSON)
+    return sa.select(pairs).where(_hearing(event_id)).scalar_subquery()
+
+
 async def publish(
     session: AsyncSession,
     type_: str,
@@ -55,18 +77,17 @@ async def publish(
     event_id: int | None = None,
     user_id: int | None = None,
     bus: Bus | None = None,
+    endpoints: list[Any] | None = None,
 ) -> str | None:
     """Write message `type_` and a due delivery for each endpoint that hears it; returns the message id, or None
     when no endpoint does. With `bus`, the webhook senders are woken once the transaction commits (otherwise they
-    find it at their next poll)."""
+    find it at their next poll). `endpoints` are the `(id, types)` pairs of `endpoints_in_scope(event_id)` when the
+    caller read them already in this transaction (`listening`); otherwise they are read here."""
     if type_ not in EVENT_TYPES:
         raise ValueError(f"unknown webhook message type {type_!r}")
-    query = sa.select(E.c.id, E.c.types).where(E.c.active.is_(True))
-    scope: sa.ColumnElement[bool] = E.c.event_id.is_(None)
-    if event_id is not None:
-        scope = sa.or_(scope, E.c.event_id == event_id)
-    rows = (await session.execute(query.where(scope).order_by(E.c.id))).all()
-    endpoint_ids = [row.id for row in rows if type_ in (row.types or ())]
+    if endpoints is None:
+        endpoints = list((await session.execute(endpoints_in_scope(event_id))).all())
+    endpoint_ids = [endpoint_id for endpoint_id, types in endpoints if type_ in (types or ())]
     if not endpoint_ids:
         return None
     now = utcnow()
@@ -107,10 +128,13 @@ def job_data(base_url: str, job: Job) -> dict[str, Any]:
     return data
 
 
-async def job_ended(session: AsyncSession, bus: Bus, base_url: str, job: Job) -> str | None:
+async def job_ended(
+    session: AsyncSession, bus: Bus, base_url: str, job: Job, *, endpoints: list[Any] | None = None
+) -> str | None:
     """Publish `job.completed` or `job.failed` for a job `outcomes` just ended, in its transaction."""
     type_ = JOB_COMPLETED if job.state == JobState.completed else JOB_FAILED
-    return await publish(session, type_, job_data(base_url, job), event_id=job.event_id, user_id=job.user_id, bus=bus)
+    data = job_data(base_url, job)
+    return await publish(session, type_, data, event_id=job.event_id, user_id=job.user_id, bus=bus, endpoints=endpoints)
 
 
 async def job_messages(session: AsyncSession, event_id: int | None, job_ids: list[str]) -> list[WebhookMessage]:
