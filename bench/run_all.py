@@ -55,7 +55,12 @@ def plan(quick: bool, with_profile: bool) -> list[tuple[str, Any]]:
         ("callback_ingest_1conn", lambda: callback_ingest.run(1, repeat, seconds, 1)),
         ("callback_ingest_2workers", lambda: callback_ingest.run(2, repeat, seconds, 32)),
         ("submit_ingest", lambda: submit_ingest.run(repeat, seconds)),
-        ("callback_to_completed", lambda: external("callback_to_completed", ["--jobs", "20" if q else "200"], 1200)),
+        (
+            "callback_to_completed",
+            lambda: external(
+                "callback_to_completed", ["--jobs", "20" if q else "200", "--runs", "1" if q else "3"], 1800
+            ),
+        ),
         ("memory", lambda: memory.run(20 if q else 200, 20_000_000)),
         ("provider_rate", lambda: provider_rate.run(100 if q else 500, 20, 2.0)),
         ("idle_cost", lambda: idle_cost.run(2000 if q else 10_000, 10 if q else 20)),

@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from photobot.db import Database, execute_dml
 from photobot.db.models import ProviderKey, table_of, utcnow
+from photobot.expiring import ExpiringMap
 from photobot.providers.errors import NoKeyAvailable, ProviderError
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ class PoolKey:
         return f"key #{self.id} ({self.label or 'unlabelled'}, {self.masked})"
 
 
+KEY_BY_ID_TTL_S = 60.0
+
+
 class KeyPool:
     def __init__(
         self,
@@ -76,6 +80,7 @@ class KeyPool:
         self.exhausted_s = exhausted_s
         self.no_key_retry_s = no_key_retry_s
         self.clock = clock
+        self._by_id: ExpiringMap[int, PoolKey] = ExpiringMap(KEY_BY_ID_TTL_S, max_entries=1000)
 
     async def sync_env_keys(self, secrets: Iterable[str], *, label: str = "env") -> int:
         """Insert the env keys that are not in the table yet (idempotent); return how many were added."""
@@ -181,11 +186,22 @@ class KeyPool:
             await session.execute(stmt)
 
     async def get(self, key_id: int) -> PoolKey | None:
-        """A key by id whatever its state (to poll a task with the key that created it)."""
+        """A key by id whatever its state (to poll a task with the key that created it).
+
+        Remembered for a minute: a key row's secret never changes (a new secret is a new row), and every result
+        of a kie task is confirmed with the key that created it, so without this each finish step read the key
+        in a transaction of its own while its download ran."""
+        known = self._by_id.get(key_id)
+        if known is not None:
+            return known
         c = _keys.c
         async with self.database.session() as session:
             row = (await session.execute(sa.select(c.id, c.secret, c.label).where(c.id == key_id))).first()
-        return PoolKey(row.id, row.secret, row.label) if row else None
+        if row is None:
+            return None
+        key = PoolKey(row.id, row.secret, row.label)
+        self._by_id.put(key_id, key)
+        return key
 
     async def count(self, *, excluding: Collection[str] = ()) -> int:
         """How many keys this provider has in the pool, in any state (`excluding` these secrets): an operator who
