@@ -1,4 +1,4 @@
-"""`ExpiringMap`: the one in-process cache of database rows with a time to live (client tokens, styles).
+"""`ExpiringMap`: the one in-process cache of database rows with a time to live (client tokens, styles, provider keys).
 
 Each entry expires `ttl_s` after it was put; a bound, when given, drops the oldest entries first. Callers decide
 what may be cached (never a miss: a row created a moment ago must work at once) and how a stale entry is caught.
