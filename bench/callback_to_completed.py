@@ -1,12 +1,17 @@
 """Benchmark: provider callback received → job completed and visible through GET /v1/jobs/{id}.
 
     .venv/bin/python -m bench.callback_to_completed [--jobs 200] [--in-flight 4] [--pad 2000000] [--runs 3]
-                                                    [--watch stream|poll]
+                                                    [--watch stream|poll] [--split]
 
 Everything real on loopback, in three processes: the kie.ai simulator (`photobot simulator`, results padded
 to 2 MB by default), the app (uvicorn, web + embedded dispatcher) on a throwaway PostgreSQL database
 (created, migrated and dropped here), and this process as the client: it submits jobs (at most
 `--in-flight` at a time) and watches each one until a GET /v1/jobs/{id} reads `completed`.
+
+`--split` runs the production topology instead (the Procfile's): the web process without a dispatcher
+(`photobot serve --no-worker`) and a `photobot worker` process, with Redis (`PHOTOBOT_REDIS_URL`, default
+redis://127.0.0.1:6379/0) carrying the wake-ups, live-page updates and notifier wakes between them; the figure then
+includes the wake's trip through Redis to the other process and the live stream's trip back.
 
 How the client learns when to GET (`--watch`):
 - `stream` (default): it follows the job's live stream (`/p/{public_id}/events`, the SSE the guest page uses) and
@@ -100,7 +105,13 @@ async def baseline(result_url: str, tmp: Path, rounds: int = 20) -> float:
 
 
 async def run(
-    jobs: int, in_flight: int, pad: int, callback_delay: float, watch: str = "stream", save: Path | None = None
+    jobs: int,
+    in_flight: int,
+    pad: int,
+    callback_delay: float,
+    watch: str = "stream",
+    save: Path | None = None,
+    split: bool = False,
 ) -> dict[str, float]:
     """One measurement on a fresh database and fresh processes; returns its headline figures (seconds)."""
     name = f"photobot_bench_{uuid.uuid4().hex[:8]}"
@@ -110,7 +121,7 @@ async def run(
     try:
         await upgrade_async(url)
         with tempfile.TemporaryDirectory(prefix="photobot-bench-") as tmp_dir:
-            return await _bench(url, Path(tmp_dir), jobs, in_flight, pad, callback_delay, watch, save)
+            return await _bench(url, Path(tmp_dir), jobs, in_flight, pad, callback_delay, watch, save, split)
     finally:
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -148,7 +159,15 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 async def _bench(
-    url: str, tmp: Path, jobs: int, in_flight: int, pad: int, callback_delay: float, watch: str, save: Path | None
+    url: str,
+    tmp: Path,
+    jobs: int,
+    in_flight: int,
+    pad: int,
+    callback_delay: float,
+    watch: str,
+    save: Path | None,
+    split: bool,
 ) -> dict[str, float]:
     db = Database(url)
     async with db.session() as session:
@@ -173,19 +192,30 @@ async def _bench(
         "PHOTOBOT_VAR_DIR": str(tmp / "var"), "PHOTOBOT_DATABASE_URL": url, "PHOTOBOT_PORT": str(app_port),
         "PHOTOBOT_PUBLIC_BASE_URL": app_url, "PHOTOBOT_KIE_BASE_URL": sim_url, "PHOTOBOT_KIE_UPLOAD_BASE_URL": sim_url,
     })  # fmt: skip
+    worker_port = _free_port()
+    if split:
+        server_env.update({"PHOTOBOT_REDIS_URL": os.environ.get("PHOTOBOT_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                           "BENCH_NO_WORKER": "1", "PHOTOBOT_WORKER_METRICS_PORT": str(worker_port)})  # fmt: skip
     log = (tmp / "server.log").open("wb")
     root = Path(__file__).resolve().parent.parent
     app = subprocess.Popen([sys.executable, "-m", "bench.callback_to_completed", "--serve"], env=server_env,
                            cwd=root, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    worker = None
+    if split:  # cwd: the temporary directory, so no .env of the checkout is read
+        worker = subprocess.Popen([photobot, "worker"], env=server_env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
     try:
         await _wait_http(f"{sim_url}/_sim/config", sim)
         await _wait_http(f"{app_url}/healthz", app)
-        return await _drive(app_url, kiosk, url, tmp, jobs, in_flight, callback_delay, watch, save)
+        if worker is not None:
+            await _wait_http(f"http://127.0.0.1:{worker_port}/metrics", worker)
+        return await _drive(app_url, kiosk, url, tmp, jobs, in_flight, callback_delay, watch, save, split)
     except BaseException:
         print((tmp / "server.log").read_text(errors="replace")[-3000:], file=sys.stderr)
         raise
     finally:
         _stop(app)
+        if worker is not None:
+            _stop(worker)
         _stop(sim)
         log.close()
 
@@ -198,14 +228,16 @@ SERVER: dict[str, Any] = {
 
 
 def serve() -> None:
-    """The app process: web + embedded dispatcher, settings from PHOTOBOT_* only (no .env)."""
+    """The app process: web + embedded dispatcher (web only with BENCH_NO_WORKER), settings from PHOTOBOT_* only
+    (no .env)."""
     import uvicorn
 
     from photobot.logs import configure_logging
 
     settings = load_settings(env_file=None)
     configure_logging(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_config=None)
+    app = create_app(settings, run_dispatcher=not os.environ.get("BENCH_NO_WORKER"))
+    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_config=None)
 
 
 async def _drive(
@@ -218,6 +250,7 @@ async def _drive(
     callback_delay: float,
     watch: str,
     save: Path | None = None,
+    split: bool = False,
 ) -> dict[str, float]:
     auth = {"Authorization": f"Bearer {kiosk}"}
     image = _jpeg()
@@ -350,7 +383,13 @@ async def _drive(
           f"{pct(cb_to_visible, 99) / base:.1f}x")  # fmt: skip
     settings = load_settings(env_file=None, **{k: v for k, v in SERVER.items() if k != "host"})
     print(f"  machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other work shares these CPUs)")
-    print("  processes: simulator | app (uvicorn, web + embedded dispatcher) | this client; no Redis; local storage")
+    if split:
+        print("  processes: simulator | web (uvicorn, --no-worker) | worker (`photobot worker`) | this client; Redis "
+              "carries the wake-ups and live updates between them; local storage")  # fmt: skip
+    else:
+        print(
+            "  processes: simulator | app (uvicorn, web + embedded dispatcher) | this client; no Redis; local storage"
+        )
     print(f"  server: worker_concurrency={settings.worker_concurrency} poll_interval_s={settings.poll_interval_s} "
           f"lease_s={settings.lease_s} kie_confirm_results={settings.kie_confirm_results} "
           f"(each result is confirmed with recordInfo before download)")  # fmt: skip
@@ -365,7 +404,14 @@ async def _drive(
 
 
 async def run_many(
-    runs: int, jobs: int, in_flight: int, pad: int, callback_delay: float, watch: str, save: Path | None
+    runs: int,
+    jobs: int,
+    in_flight: int,
+    pad: int,
+    callback_delay: float,
+    watch: str,
+    save: Path | None,
+    split: bool = False,
 ) -> None:
     """`runs` measurements, then the medians of their figures (what docs/benchmarks.md records)."""
     results = []
@@ -373,7 +419,7 @@ async def run_many(
         if runs > 1:
             print(f"--- run {index + 1} of {runs}")
         path = save.with_name(f"{save.stem}-{index + 1}{save.suffix}") if save is not None and runs > 1 else save
-        results.append(await run(jobs, in_flight, pad, callback_delay, watch, path))
+        results.append(await run(jobs, in_flight, pad, callback_delay, watch, path, split))
     if runs == 1:
         return
     ms = 1000.0
@@ -399,13 +445,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="repeat the whole measurement; print the medians")
     parser.add_argument("--watch", choices=("stream", "poll"), default="stream",
                         help="how the client learns when to GET (see the module docstring)")  # fmt: skip
+    parser.add_argument("--split", action="store_true", help="web and worker as separate processes, Redis between")
     parser.add_argument("--save", type=Path, help="write each job's timestamps to this JSON file (-N per run)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the app subprocess
     args = parser.parse_args()
     if args.serve:
         serve()
         return
-    asyncio.run(run_many(args.runs, args.jobs, args.in_flight, args.pad, args.callback_delay, args.watch, args.save))
+    asyncio.run(run_many(args.runs, args.jobs, args.in_flight, args.pad, args.callback_delay, args.watch, args.save,
+                         args.split))  # fmt: skip
 
 
 if __name__ == "__main__":

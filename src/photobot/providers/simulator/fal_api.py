@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from photobot.providers.signatures import fal_message
-from photobot.providers.simulator.imaging import stylise
+from photobot.providers.simulator.imaging import stylise_again
 from photobot.providers.simulator.kie_api import base_url, state_of
 from photobot.providers.simulator.state import SimState
 
@@ -122,7 +122,7 @@ async def _run(sim: SimState, request_id: str, body: dict[str, Any], webhook: st
             response.raise_for_status()
             fmt = body.get("output_format", "png")
             data, content_type = await asyncio.to_thread(
-                stylise, response.content, body["prompt"], aspect_ratio=body.get("aspect_ratio"),
+                stylise_again, response.content, body["prompt"], aspect_ratio=body.get("aspect_ratio"),
                 resolution=body.get("resolution"), output_format=fmt, long_side=cfg.long_side,
                 pad_to=cfg.result_pad_bytes,
             )  # fmt: skip

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from photobot.providers.signatures import kie_signature
-from photobot.providers.simulator.imaging import stylise
+from photobot.providers.simulator.imaging import stylise_again
 from photobot.providers.simulator.state import SimState
 
 # model → (image field, required, max images, prompt max, formats)
@@ -170,7 +170,7 @@ async def _run_task(sim: SimState, task_id: str, body: dict[str, Any], base: str
         if fail is None:
             try:
                 data, content_type = await asyncio.to_thread(
-                    stylise, source, inputs.get("prompt", ""),
+                    stylise_again, source, inputs.get("prompt", ""),
                     aspect_ratio=inputs.get("aspect_ratio") or inputs.get("image_size"),
                     resolution=inputs.get("resolution"), output_format=inputs.get("output_format", "png"),
                     long_side=cfg.long_side, pad_to=cfg.result_pad_bytes,
