@@ -3,7 +3,8 @@
     python -m bench.run_all [--quick] [--profile] [--only NAME ...]
 
 1. callback ingest (bench/callback_ingest.py: 32 connections, 1 connection, 2 workers), 2. submission ingest
-(bench/submit_ingest.py), 3. callback → completed (bench/callback_to_completed.py, run as its own process), 4.
+(bench/submit_ingest.py), 3. callback → completed (bench/callback_to_completed.py, run as its own process; then
+again with `--split`: web and worker as separate processes with Redis between them, as the Procfile runs them), 4.
 memory, 5. provider rate, 6. idle cost. Callback and submission ingest drive load with wrk (bench/wrk.py) and serve
 the floors of bench/baseline.py in the same run; each of their figures is the median of 3 runs. Each figure comes
 with its baseline measured in the same run on the same machine and the ratio; the server settings are printed with
@@ -60,6 +61,17 @@ def plan(quick: bool, with_profile: bool) -> list[tuple[str, Any]]:
             lambda: external(
                 "callback_to_completed", ["--jobs", "20" if q else "200", "--runs", "1" if q else "3"], 1800
             ),
+        ),
+        (
+            "callback_to_completed_split",
+            lambda: {
+                **external(
+                    "callback_to_completed",
+                    ["--jobs", "20" if q else "200", "--runs", "1" if q else "3", "--split"],
+                    1800,
+                ),
+                "name": "callback_to_completed_split",  # the Procfile's topology: web, worker, Redis between them
+            },
         ),
         ("memory", lambda: memory.run(20 if q else 200, 20_000_000)),
         ("provider_rate", lambda: provider_rate.run(100 if q else 500, 20, 2.0)),
