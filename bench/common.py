@@ -279,5 +279,21 @@ def workdir(name: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def settle_writeback() -> None:
+    """Write back the page cache's dirty data now (sync(2)), before a measured run, so that every run starts
+    with none and the kernel's background writeback of earlier runs' files cannot land inside it (see
+    `bench/submit_ingest.py` for why that matters)."""
+    os.sync()
+
+
+def written_back_bytes() -> int:
+    """Bytes of page cache the kernel has written back to disk since boot (/proc/vmstat `nr_written`, in pages;
+    Linux only, 0 elsewhere)."""
+    with contextlib.suppress(OSError, StopIteration, ValueError), open("/proc/vmstat") as vmstat:
+        pages = int(next(line.split()[1] for line in vmstat if line.startswith("nr_written ")))
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    return 0
+
+
 def ratio(value: float, baseline: float) -> float | None:
     return round(value / baseline, 3) if baseline else None
