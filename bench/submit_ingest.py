@@ -17,10 +17,10 @@ every request of the server running at that moment waits 0.3-0.9 s. Half or more
 (p99 290-890 ms), floor or service by the phase of a 15-20 s cycle, not by anything either server did (2026-12-04,
 issue #13). A 16-connection run writes 1-1.6 GB, below that threshold, so with each run starting clean no burst
 lands inside one and both servers do identical storage work under identical conditions. Each run reports
-`written_back_mb` (what the kernel wrote to disk during it): about 0 when the run was clean; a server that writes
-its uploads through to disk itself (as the service did, by truncating its temp file: see `api/uploads._open_temp`)
-shows its whole upload volume there. On a machine whose threshold is below one run's writes the bursts return,
-visibly.
+`disk_written_mb` (what the block layer was given to write during it, /proc/vmstat `pgpgout`): PostgreSQL's WAL and
+metadata, a few MB/s, when the run was clean; a writeback burst inside the run, or a server that writes its uploads
+through to disk itself (as the service did, by truncating its temp file: see `api/uploads._open_temp`), shows as
+hundreds of MB there. On a machine whose threshold is below one run's writes the bursts return, visibly.
 
     python -m bench.submit_ingest [--repeat 3] [--duration 8] [--profile]
 
@@ -83,12 +83,12 @@ def multipart(image: bytes, style: str = "pb_a") -> bytes:
 
 
 def _measured(server: common.Server, spec: Path, *, connections: int, duration_s: float) -> dict[str, Any]:
-    """One wrk run, started with no dirty page cache (see the module's docstring), with the bytes the kernel wrote
-    back to disk during it."""
+    """One wrk run, started with no dirty page cache (see the module's docstring), with the MB written to disk
+    during it."""
     common.settle_writeback()
-    before = common.written_back_bytes()
+    before = common.disk_written_bytes()
     result = wrk.run(server.url, spec, connections=connections, duration_s=duration_s, server_cpu_s=server.cpu_seconds)
-    return {**result, "written_back_mb": round((common.written_back_bytes() - before) / 1e6, 1)}
+    return {**result, "disk_written_mb": round((common.disk_written_bytes() - before) / 1e6, 1)}
 
 
 def _fig(name: str, value: float, baseline: float, unit: str) -> dict[str, Any]:
