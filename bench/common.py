@@ -279,5 +279,21 @@ def workdir(name: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def settle_writeback() -> None:
+    """Write back the page cache's dirty data now (sync(2)), before a measured run, so that every run starts
+    with none and the kernel's background writeback of earlier runs' files cannot land inside it (see
+    `bench/submit_ingest.py` for why that matters)."""
+    os.sync()
+
+
+def disk_written_bytes() -> int:
+    """Bytes the block layer has been given to write since boot (/proc/vmstat `pgpgout`, in KiB, counted when the
+    I/O is submitted; Linux only, 0 elsewhere). Around a run: PostgreSQL's WAL and some metadata (a few MB/s),
+    plus any page-cache writeback that happened inside it."""
+    with contextlib.suppress(OSError, StopIteration, ValueError), open("/proc/vmstat") as vmstat:
+        return 1024 * int(next(line.split()[1] for line in vmstat if line.startswith("pgpgout ")))
+    return 0
+
+
 def ratio(value: float, baseline: float) -> float | None:
     return round(value / baseline, 3) if baseline else None

@@ -6,6 +6,22 @@ upload, checks its type and header dimensions, stores it, reserves the credit an
 orientation, stripping and downscale happen later, in the worker's submit step, which this benchmark does not run:
 `photobot serve --no-worker`). Runs alternate floor, service… and each figure is the median of `--repeat` runs.
 
+Both servers write their photos to the same filesystem (the work directory, `common.workdir`), into the page cache,
+and neither waits for the disk. Before every measured run the benchmark writes the dirty page cache back (sync(2),
+`common.settle_writeback`, outside the timed window), so each run starts with none. Without that, the p99 was
+whichever server the kernel's writeback happened to hit: at ~150-200 MB/s of photos the dirty data reaches the
+background threshold (`vm.dirty_background_ratio`, 10 % of available memory: 2.3 GB on a 24 GB machine) every
+15-20 s, and the flusher then writes 1.5-2 GB in one or two seconds; meanwhile every COMMIT's WAL fdatasync waits
+behind it (PostgreSQL backends in D state in `wbt_wait`, `folio_wait_writeback`, `__sync_dirty_buffer`), so
+every request of the server running at that moment waits 0.3-0.9 s. Half or more of the 8 s runs took a burst
+(p99 290-890 ms), floor or service by the phase of a 15-20 s cycle, not by anything either server did (2026-12-04,
+issue #13). A 16-connection run writes 1-1.6 GB, below that threshold, so with each run starting clean no burst
+lands inside one and both servers do identical storage work under identical conditions. Each run reports
+`disk_written_mb` (what the block layer was given to write during it, /proc/vmstat `pgpgout`): PostgreSQL's WAL and
+metadata, a few MB/s, when the run was clean; a writeback burst inside the run, or a server that writes its uploads
+through to disk itself (as the service did, by truncating its temp file: see `api/uploads._open_temp`), shows as
+hundreds of MB there. On a machine whose threshold is below one run's writes the bursts return, visibly.
+
     python -m bench.submit_ingest [--repeat 3] [--duration 8] [--profile]
 
 `--profile` records the service with py-spy during its last 16-connection run (`bench/profile.py`).
@@ -66,6 +82,15 @@ def multipart(image: bytes, style: str = "pb_a") -> bytes:
     ])  # fmt: skip
 
 
+def _measured(server: common.Server, spec: Path, *, connections: int, duration_s: float) -> dict[str, Any]:
+    """One wrk run, started with no dirty page cache (see the module's docstring), with the MB written to disk
+    during it."""
+    common.settle_writeback()
+    before = common.disk_written_bytes()
+    result = wrk.run(server.url, spec, connections=connections, duration_s=duration_s, server_cpu_s=server.cpu_seconds)
+    return {**result, "disk_written_mb": round((common.disk_written_bytes() - before) / 1e6, 1)}
+
+
 def _fig(name: str, value: float, baseline: float, unit: str) -> dict[str, Any]:
     return {"name": name, "value": value, "baseline": baseline, "unit": unit, "ratio": common.ratio(value, baseline)}
 
@@ -106,11 +131,10 @@ async def run(repeat: int = 3, duration_s: float = 8.0, with_profile: bool = Fal
                     for side, server in (("floor", floor), ("service", service)):
                         if with_profile and side == "service" and i == repeat - 1:
                             spy = profile.start(service.proc.pid, duration_s, tmp / "profile.txt")
-                        runs[side].append(wrk.run(server.url, specs[side], connections=16, duration_s=duration_s,
-                                                  server_cpu_s=server.cpu_seconds))  # fmt: skip
-                        runs[f"{side}_phone"].append(wrk.run(server.url, specs[f"{side}_phone"], connections=1,
-                                                             duration_s=duration_s / 2,
-                                                             server_cpu_s=server.cpu_seconds))  # fmt: skip
+                        runs[side].append(_measured(server, specs[side], connections=16, duration_s=duration_s))
+                        runs[f"{side}_phone"].append(
+                            _measured(server, specs[f"{side}_phone"], connections=1, duration_s=duration_s / 2)
+                        )
                 prof = None
                 if spy is not None:
                     spy.wait(60)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -223,3 +225,38 @@ async def test_url_input_is_downloaded(api: Stack) -> None:
             assert missing.status_code in (422, 502)
             assert "s3cret" not in body["detail"]
     assert len(stored_keys(api)) == 2
+
+
+_OPENS: list[tuple[str, int]] = []
+_HOOKED: list[bool] = []  # an audit hook cannot be removed: installed once, recording only while _HOOKED[0]
+
+
+def _record_open(event: str, args: tuple[Any, ...]) -> None:
+    if _HOOKED and _HOOKED[0] and event == "open" and isinstance(args[0], str | os.PathLike):
+        path = os.fspath(args[0])
+        if os.path.basename(path).startswith("in-"):
+            _OPENS.append((path, args[2]))
+
+
+async def test_upload_temp_files_are_never_truncated(api: Stack) -> None:
+    """Each upload's temp file is opened without O_TRUNC: ext4 (auto_da_alloc) flushes a file truncated to zero
+    bytes when it is closed, in the closing thread (the event loop), which stalled every request under load."""
+    if not _HOOKED:
+        sys.addaudithook(_record_open)
+        _HOOKED.append(False)
+    photo = jpeg((80, 40), "purple")
+
+    async def image(request: Any) -> Response:
+        return Response(photo, media_type="image/jpeg")
+
+    async with serve(Starlette(routes=[Route("/img/photo.jpg", image)])) as base:
+        _OPENS.clear()
+        _HOOKED[0] = True
+        try:
+            assert_accepted(await submit_multipart(api, photo))
+            assert_accepted(await submit_json(api, photo))  # a data: URI
+            assert_accepted(await submit_json(api, f"{base}/img/photo.jpg"))
+        finally:
+            _HOOKED[0] = False
+    assert len({path for path, _ in _OPENS}) == 3, _OPENS
+    assert all(not flags & os.O_TRUNC for _, flags in _OPENS), _OPENS
