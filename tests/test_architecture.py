@@ -34,7 +34,7 @@ ROOT = Path(photobot.__file__).parent
 TESTS = Path(__file__).parent
 TEST_KINDS = {"chaos", "fuzz", "support"}  # folders of tests/ that mirror no package
 LAYERS: list[set[str]] = [
-    {"settings", "problems", "metrics", "logs", "signing", "links", "data", "jsontext", "expiring"},
+    {"settings", "problems", "metrics", "logs", "signing", "links", "data", "jsontext", "expiring", "files"},
     {"db", "storage", "net", "bus", "intake"},
     {"runtime"},
     {"providers", "notify", "outbound"},

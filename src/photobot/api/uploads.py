@@ -8,7 +8,6 @@ file with its size and SHA-256; the caller owns it (and hands it to storage, whi
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from photobot import jsontext
+from photobot.files import open_fresh
 from photobot.intake import ImageTooLarge, decode_data_uri
 from photobot.net.errors import FetchError, TooLarge
 from photobot.net.fetcher import SafeFetcher
@@ -108,7 +108,7 @@ class _FormSink:
                 raise Problem(422, "validation_error", "Invalid request", f"Unexpected file field {name!r}.")
             if self.files > 1:
                 raise bad_request("malformed_form", "Too many files: send one `image`.")
-            self._out = _open_temp(self.path)
+            self._out = open_fresh(self.path)
             self.open_file = True
         else:
             if len(self.fields) >= MAX_FIELDS:
@@ -202,18 +202,6 @@ def _temp_path(directory: Path) -> Path:
     return Path(handle.name)
 
 
-def _open_temp(path: Path) -> BinaryIO:
-    """`_temp_path`'s empty file, opened for writing WITHOUT O_TRUNC (`path.open("wb")` would truncate it).
-
-    ext4 (the default `auto_da_alloc`) takes a truncation to zero bytes for a "rewrite in place" and, when the
-    file is closed, starts writing its pages to disk in the closing thread (`ext4_alloc_da_blocks`): here the
-    event loop. With the disk busy that close() waits for block allocation and for the block layer's write
-    throttling, and every request on the loop waits with it (0.3-0.5 s stalls under 16 concurrent 1 MB uploads,
-    seen in the loop thread's kernel stack). Without the truncation the pages stay in the page cache like any
-    new file's, and the kernel's flusher threads write them back in the background."""
-    return open(os.open(path, os.O_WRONLY | os.O_CLOEXEC), "wb")
-
-
 async def save_image_field(
     value: str, fetcher: SafeFetcher, tmp_dir: Path, max_bytes: int, *, digest: bool = True
 ) -> RawImage:
@@ -221,11 +209,11 @@ async def save_image_field(
     path = _temp_path(tmp_dir)
     try:
         if value[:5].lower() == "data:":
-            with _open_temp(path) as out:
+            with open_fresh(path) as out:
                 _, size = decode_data_uri(value, out, max_bytes)
         elif value[:8].lower() == "https://" or value[:7].lower() == "http://":
             try:
-                with _open_temp(path) as out:  # an open file: the fetcher would truncate a path (see _open_temp)
+                with open_fresh(path) as out:
                     result = await fetcher.stream_to_file(value, out, max_bytes=max_bytes)
             except TooLarge:
                 raise ImageTooLarge(max_bytes) from None

@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING
 import anyio
 import httpx
 
+from photobot.files import open_fresh
 from photobot.net.addresses import AddressPolicy
 from photobot.net.backend import PinnedBackend, Resolver
 from photobot.net.errors import FetchError, FetchFailed, FetchTimeout, TooLarge, redact_url
@@ -221,8 +222,9 @@ class SafeFetcher:
             path = Path(dest)
             try:
                 # Plain writes: a chunk (at most a few hundred KB) lands in the page cache in microseconds,
-                # while a thread hop per chunk doubled the transfer time of a 2 MB result.
-                with path.open("wb") as out:  # noqa: ASYNC230
+                # while a thread hop per chunk doubled the transfer time of a 2 MB result. `open_fresh`: a
+                # temporary file truncated on open would be flushed to disk on close, on the event loop.
+                with open_fresh(path) as out:
                     async with self.stream(url, max_bytes=max_bytes, allowed_hosts=allowed_hosts) as resp:
                         async for chunk in resp.aiter_bytes():
                             out.write(chunk)

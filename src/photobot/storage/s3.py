@@ -16,6 +16,7 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from photobot.files import open_fresh
 from photobot.storage.base import (
     CHUNK_SIZE,
     ObjectNotFound,
@@ -107,7 +108,7 @@ class S3Storage:
             body.close()
 
     async def download_to(self, key: str, path: Path) -> None:
-        with path.open("wb") as handle:
+        with open_fresh(path) as handle:  # not truncated: no flush on close (photobot/files.py)
             async for chunk in self.iter_chunks(key):
                 handle.write(chunk)
 
