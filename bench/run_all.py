@@ -93,7 +93,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
         print(f"    settings: {json.dumps(result['settings'])}")
         print(f"    command:  {result['command']}")
     for result in results:
-        prof = result.get("details", {}).get("profile_distinct") if "details" in result else None
+        prof = result.get("details", {}).get("profile") if "details" in result else None
         if prof and "samples" in prof:
             print(f"\n--- profile of the service during {result['name']} ({prof['samples']} samples, py-spy) ---")
             print(f"  threads: {prof.get('threads')}")
