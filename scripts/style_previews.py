@@ -189,7 +189,9 @@ def watercolour() -> Image.Image:
     figure = img.copy()
     person(figure, skin=(250, 215, 190), hair=(160, 100, 70), cloth=(120, 160, 220), eyes=(80, 70, 90))
     edges = figure.filter(ImageFilter.FIND_EDGES).convert("L").point(lambda v: 255 if v > 40 else 0)
-    figure = Image.composite(Image.new("RGB", (W, W), (110, 90, 110)), figure, edges.filter(ImageFilter.GaussianBlur(SS)))
+    figure = Image.composite(
+        Image.new("RGB", (W, W), (110, 90, 110)), figure, edges.filter(ImageFilter.GaussianBlur(SS))
+    )
     img = Image.blend(img, figure.filter(ImageFilter.GaussianBlur(1.2 * SS)), 0.85)
     grain = Image.effect_noise((W, W), 18).convert("RGB")
     return finish(ImageChops.multiply(img, ImageOps.autocontrast(grain).point(lambda v: 225 + v // 9)))
@@ -237,7 +239,9 @@ def main() -> None:
     for style_id, draw in PREVIEWS.items():
         path = OUT / f"{style_id}.jpg"
         draw().save(path, "JPEG", quality=84, optimize=True, progressive=True)
-        print(f"{path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}: {path.stat().st_size} bytes")
+        print(
+            f"{path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}: {path.stat().st_size} bytes"
+        )
 
 
 if __name__ == "__main__":
