@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
@@ -307,6 +307,20 @@ class Job(SQLModel, table=True):
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The table of a model, typed (SQLModel declares `__table__` only at runtime)."""
     return cast(sa.Table, sa.inspect(model).local_table)
+
+
+_Model = TypeVar("_Model", bound=SQLModel)
+
+
+def labelled_columns(model: type[SQLModel], prefix: str) -> list[sa.Label[Any]]:
+    """The model's columns named `prefix + column`, to select a second table's row beside another one's."""
+    return [column.label(prefix + column.name) for column in table_of(model).c]
+
+
+def from_row(model: type[_Model], row: Mapping[str, Any], prefix: str = "") -> _Model:
+    """An instance of `model` (outside any session) from a result row holding its columns, named `prefix + column`
+    (`labelled_columns`): what a statement run on the driver connection, or a Core `RETURNING`, gives back."""
+    return model(**{column.name: row[prefix + column.name] for column in table_of(model).c})
 
 
 def due_clause(now: datetime | sa.BindParameter[datetime], *, unleased: bool = True) -> sa.ColumnElement[bool]:

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from photobot.db import execute_dml
-from photobot.db.models import Job, UTCDateTime, due_clause, table_of, utcnow
+from photobot.db.models import Job, UTCDateTime, due_clause, from_row, table_of, utcnow
 from photobot.jobs.steps import Engine
 from photobot.providers.assembly import Providers
 from photobot.runtime import Runtime
@@ -81,7 +81,6 @@ class Dispatcher:
         self._heartbeat: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._slot_free = asyncio.Event()
-        self._maybe_more = False  # the last claim filled every free slot
 
     async def claim(self, limit: int) -> list[Job]:
         """Lease up to `limit` due jobs to this worker; returns them as the lease left them.
@@ -101,16 +100,14 @@ class Dispatcher:
                   "until": now + timedelta(seconds=self.settings.lease_s)}  # fmt: skip
         db = self.runtime.db
         if db.is_postgres:
-            return [Job(**dict(row)) for row in await db.fetch(_CLAIM[True], params)]
+            return [from_row(Job, row) for row in await db.fetch(_CLAIM[True], params)]
         async with db.session() as session:
             result = await session.execute(_CLAIM[False], params)
-            return [Job(**dict(row)) for row in result.mappings()]
+            return [from_row(Job, row) for row in result.mappings()]
 
     async def run_once(self) -> int:
         """Claim as many jobs as there are free slots and start their steps; returns how many started."""
-        free = self.concurrency - len(self._tasks)
-        jobs = await self.claim(free)
-        self._maybe_more = bool(jobs) and len(jobs) == free
+        jobs = await self.claim(self.concurrency - len(self._tasks))
         for job in jobs:
             task = asyncio.create_task(self._run_step(job), name=f"job-{job.id}")
             self._tasks.add(task)
@@ -172,12 +169,12 @@ class Dispatcher:
             wake.clear()
             self._slot_free.clear()
             try:
+                # then wait: a claim that came back short found everything due, and one that filled every slot
+                # waits for a slot; a step ending meanwhile sets the wake-up itself (`_step_done`), so nothing due
+                # waits for the poll
                 await self.run_once()
             except Exception as exc:  # the database may be restarting: keep going
                 log.warning("dispatcher: claim failed", extra={"error": type(exc).__name__})
-                self._maybe_more = False
-            if self._maybe_more and len(self._tasks) < self.concurrency:
-                continue  # every free slot was filled: there may be more due work (fewer came: nothing else is due)
             waiters = [asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(wake.wait())]
             if len(self._tasks) >= self.concurrency:
                 waiters.append(asyncio.ensure_future(self._slot_free.wait()))

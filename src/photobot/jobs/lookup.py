@@ -11,14 +11,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from photobot.db import Database
-from photobot.db.models import Event, Job, table_of
+from photobot.db.models import Event, Job, from_row, labelled_columns, table_of
 
 _JOBS, _EVENTS = table_of(Job), table_of(Event)
 _EVENT_PREFIX = "event__"
 
 _BY_ID = sa.select(_JOBS).where(_JOBS.c.id == sa.bindparam("job_id", None, type_=sa.String()))
 _BY_PUBLIC_ID = (
-    sa.select(_JOBS, *(c.label(_EVENT_PREFIX + c.name) for c in _EVENTS.c))
+    sa.select(_JOBS, *labelled_columns(Event, _EVENT_PREFIX))
     .select_from(_JOBS.outerjoin(_EVENTS, _EVENTS.c.id == _JOBS.c.event_id))
     .where(_JOBS.c.public_id == sa.bindparam("public_id", None, type_=sa.String()))
 )
@@ -28,7 +28,7 @@ async def job_by_id(db: Database, job_id: str) -> Job | None:
     """The job `job_id`, or None."""
     if db.is_postgres:
         row = await db.fetchrow(_BY_ID, {"job_id": job_id})
-        return None if row is None else Job(**dict(row))
+        return None if row is None else from_row(Job, row)
     async with db.session() as session:
         return await session.get(Job, job_id)
 
@@ -40,11 +40,8 @@ async def job_with_event(db: Database, public_id: str) -> tuple[Job, Event | Non
         row = await db.fetchrow(_BY_PUBLIC_ID, {"public_id": public_id})
         if row is None:
             return None
-        job = Job(**{c.name: row[c.name] for c in _JOBS.c})
-        event = None
-        if job.event_id is not None:
-            event = Event(**{c.name: row[_EVENT_PREFIX + c.name] for c in _EVENTS.c})
-        return job, event
+        job = from_row(Job, row)
+        return job, from_row(Event, row, _EVENT_PREFIX) if job.event_id is not None else None
     async with db.session() as session:
         found = (await session.execute(sa.select(Job).where(_JOBS.c.public_id == public_id))).scalar_one_or_none()
         if found is None:

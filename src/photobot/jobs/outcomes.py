@@ -24,7 +24,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from photobot import metrics
 from photobot.bus import Bus
 from photobot.db import on_commit
-from photobot.db.models import FINAL, IN_FLIGHT, Event, Job, JobState, UTCDateTime, table_of, utcnow
+from photobot.db.models import (
+    FINAL,
+    IN_FLIGHT,
+    Event,
+    Job,
+    JobState,
+    UTCDateTime,
+    from_row,
+    labelled_columns,
+    table_of,
+    utcnow,
+)
 from photobot.jobs import credits
 from photobot.jobs.states import transition, transition_ctes
 from photobot.notify import check_credit_alerts, plan_notifications
@@ -70,11 +81,11 @@ async def complete(
         if row is None:
             return None
         metrics.job_transition(row["previous"], JobState.completed.value, row["entered"], now)
-        job = Job(**{c.name: row[c.name] for c in _JOBS.c})
+        job = from_row(Job, row)
         credits.settled(job)
         # the event as this statement read it, after the settlement (which leaves the balance as it is): the credit
         # alerts check this very row's balance
-        event = Event(**{c.name: row[_EVENT + c.name] for c in _EVENTS.c}) if job.event_id is not None else None
+        event = from_row(Event, row, _EVENT) if job.event_id is not None else None
         endpoints = row["listening"] or []
     else:
         won = await transition(
@@ -106,16 +117,15 @@ def _complete_statement() -> sa.Select[Any]:
         completed_at=sa.bindparam("now", None, type_=UTCDateTime()),
         error_code=None, error_message=None, lease_owner=None, lease_until=None,
     )  # fmt: skip
-    event_columns = [c.label(_EVENT + c.name) for c in _EVENTS.c]
     listening = outbox.listening(moved.c.event_id).label("listening")
     return (
-        sa.select(moved, *event_columns, listening)
+        sa.select(moved, *labelled_columns(Event, _EVENT), listening)
         .select_from(moved.outerjoin(_EVENTS, _EVENTS.c.id == moved.c.event_id))
         .add_cte(logged, credits.settle_cte(moved))
     )
 
 
-_JOBS, _EVENTS, _EVENT = table_of(Job), table_of(Event), "event__"
+_EVENTS, _EVENT = table_of(Event), "event__"
 _COMPLETE = _complete_statement()
 
 
