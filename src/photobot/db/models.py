@@ -317,7 +317,7 @@ def labelled_columns(model: type[SQLModel], prefix: str) -> list[sa.Label[Any]]:
     return [column.label(prefix + column.name) for column in table_of(model).c]
 
 
-def from_row(model: type[_Model], row: Mapping[str, Any], prefix: str = "") -> _Model:
+def from_row(model: type[_Model], row: Mapping[Any, Any], prefix: str = "") -> _Model:
     """An instance of `model` (outside any session) from a result row holding its columns, named `prefix + column`
     (`labelled_columns`): what a statement run on the driver connection, or a Core `RETURNING`, gives back."""
     return model(**{column.name: row[prefix + column.name] for column in table_of(model).c})
