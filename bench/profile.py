@@ -1,8 +1,8 @@
 """Profile a running server with py-spy (`py-spy record --pid`, raw collapsed stacks) and summarise it.
 
 The summary names what dominates: the top leaf frames (self time) and the heaviest photobot frames
-(inclusive time), as shares of all samples of the process. py-spy must be installed in the venv
-(`uv pip install py-spy`); without it the profile is skipped and says so.
+(inclusive time), as shares of all samples of the process. py-spy comes with the dev extra
+(`make install-dev`); without it the profile is skipped and says so.
 """
 
 from __future__ import annotations

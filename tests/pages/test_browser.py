@@ -171,26 +171,34 @@ async def test_live_wall_adds_a_new_photo_in_the_browser(live: Stack, browser: A
 
 
 async def test_without_server_sent_events_the_page_polls_the_json(live: Stack, sim: Simulator, browser: Any) -> None:
-    # The page polls only while the job is unfinished, and a job now ends well within the fixture's 0.3 s
-    # callback delay plus a page load on a busy CI machine: hold the simulator's callbacks long enough to be seen.
-    delay, sim.config.callback_delay_s = sim.config.callback_delay_s, 4.0
+    # The page polls only while the job is unfinished: the test sends the callback itself once the page has polled.
+    sim.config.drop_rate = 1.0
+    sim.state.tasks.clear()
     try:
-        job = await submit(live.client, live.kiosk_token)  # the simulator calls back by itself
+        job = await submit(live.client, live.kiosk_token)
         context = await browser.new_context(**PHONE)
         await context.add_init_script("delete window.EventSource;")
         page = await context.new_page()
         seen: list[tuple[str, int]] = []
         page.on("response", lambda r: seen.append((r.url, r.status)))
-        await page.goto(job["page_url"])
-        assert await page.locator("#done").is_hidden()  # loaded unfinished, so it has to poll
+        async with page.expect_response(lambda r: r.url.endswith(".json")) as first:
+            await page.goto(job["page_url"])
+        assert (await first.value).status == 200
+        assert await page.locator("#done").is_hidden()
+
+        task = await finished_task(sim)
+        callback = json.loads(task["param"])["callBackUrl"]
+        answer = await live.client.post(callback, json=callback_payload(sim.state, task))
+        assert answer.status_code == 200
+
         await page.wait_for_selector("#done:not([hidden])", timeout=15_000)
         await page.wait_for_function("() => document.getElementById('photo').naturalWidth > 0", timeout=10_000)
         polls = [status for url, status in seen if url.endswith(".json")]
-        assert polls and polls[-1] == 200
+        assert len(polls) >= 2 and polls[-1] == 200
         assert not [url for url, _ in seen if url.endswith("/events")]
         await context.close()
     finally:
-        sim.config.callback_delay_s = delay
+        sim.config.drop_rate = 0.0
 
 
 async def test_live_wall_drops_a_hidden_photo_and_adds_an_approved_one_without_a_reload(
