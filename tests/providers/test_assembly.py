@@ -15,8 +15,9 @@ from sqlmodel import col
 
 from photobot.db import Database
 from photobot.db.models import ProviderKey, Style
-from photobot.providers.assembly import SIMULATOR_KEY, Providers, choose_provider, provider_for_style
+from photobot.providers.assembly import SIMULATOR_KEY, Providers, choose_provider
 from photobot.providers.fal import FalProvider
+from photobot.providers.models import provider_for_style
 from photobot.runtime import Runtime
 from photobot.services import access
 from photobot.settings import Settings

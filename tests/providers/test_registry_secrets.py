@@ -9,11 +9,12 @@ import httpx
 import pytest
 
 from photobot.db import Database
-from photobot.providers.assembly import build_key_pool, build_provider, build_rate_limiter, slot_name
+from photobot.providers.assembly import build_key_pool, build_provider, build_rate_limiter
 from photobot.providers.base import GenerationRequest, Provider
 from photobot.providers.errors import ProviderError
 from photobot.providers.fal import FalProvider
 from photobot.providers.kie import KieProvider
+from photobot.providers.models import slot_name
 from photobot.providers.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from photobot.providers.retry import RetryPolicy
 from photobot.providers.simulator import Simulator

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from photobot.api.schemas import StyleChoice, StylesOut
 from photobot.db.models import Event, TokenScope
 from photobot.jobs.accept import takes_photo
-from photobot.providers.assembly import provider_for_style
+from photobot.providers.models import provider_for_style
 from photobot.runtime import Runtime
 from photobot.services.styles import offered_styles
 from photobot.web.auth import require_client

@@ -46,8 +46,7 @@ from photobot.db.models import (
 from photobot.expiring import ExpiringMap
 from photobot.jobs import credits
 from photobot.problems import Problem, validation_error
-from photobot.providers.assembly import provider_for_style
-from photobot.providers.models import SPECS, InvalidParameter, normalise_params
+from photobot.providers.models import SPECS, InvalidParameter, normalise_params, provider_for_style
 from photobot.settings import Settings
 from photobot.storage import Storage
 from photobot.storage.keys import input_key, upload_key

@@ -23,17 +23,20 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import col
 
 from photobot.db import execute_dml
 from photobot.db.models import FINAL, Event, Job, state_values, utcnow
-from photobot.runtime import Runtime
 from photobot.settings import Settings
 from photobot.storage import Storage
 from photobot.storage.base import ObjectNotFound
 from photobot.storage.keys import RETENTION_CURSOR, job_photo_keys, thumb_key
+
+if TYPE_CHECKING:  # annotations only: importing the runtime pulls httpx, Pillow and the fetcher into every CLI command
+    from photobot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

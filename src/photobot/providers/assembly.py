@@ -9,7 +9,7 @@ result fetcher is allowed to reach exactly that address (everything else private
 line says whether provider callbacks can reach this server (`report_callback_reach`).
 
 The factories below (`build_provider`, `build_key_pool`, `build_rate_limiter`) are what `open` uses; tests call
-them directly. `slot_name` is the one place that knows the simulator speaks kie.ai's API.
+them directly. `providers.models.slot_name` is the one place that knows the simulator speaks kie.ai's API.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from photobot.providers.fal import FalProvider
 from photobot.providers.inputs import is_public_url
 from photobot.providers.keypool import KeyPool
 from photobot.providers.kie import KieProvider
+from photobot.providers.models import slot_name
 from photobot.providers.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from photobot.providers.signatures import JwksCache
 from photobot.providers.submit import Submitter
@@ -262,26 +263,6 @@ async def _probe_once(runtime: Runtime, base_url: str) -> str | None:
 
 # --- factories ---------------------------------------------------------------------------------------------
 RATE_MARGIN = 0.05  # keep 5 % below the provider's window: clocks and proxies are not exact
-
-
-def slot_name(name: str | ProviderName) -> str:
-    """The adapter (and `provider_keys.provider` namespace) serving a provider name: the simulator speaks kie."""
-    return "fal" if str(name) == ProviderName.fal.value else "kie"
-
-
-def provider_for_style(
-    settings: Settings, style_provider: str | None, style_model: str, *, default: str | None = None
-) -> tuple[str, str]:
-    """(provider, model) a job of this style uses: the style's provider, else `default` (the live provider), else
-    the configured one (the simulator stands in for kie); a kie model sent to fal becomes the configured fal
-    model."""
-    from photobot.providers.models import spec_for
-
-    provider = slot_name(style_provider or default or settings.resolved_provider.value)
-    model = style_model
-    if provider == "fal" and spec_for(model).provider != "fal":
-        model = settings.fal_model
-    return provider, model
 
 
 def build_provider(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from photobot.providers.base import GenerationRequest
+from photobot.settings import ProviderName, Settings
 
 _RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "auto")
 _RESOLUTIONS = ("1K", "2K", "4K")
@@ -82,6 +83,24 @@ def spec_for(model: str) -> ModelSpec:
         return SPECS[model]
     except KeyError:
         raise InvalidParameter("model", f"unknown model {model!r}; known: {', '.join(SPECS)}") from None
+
+
+def slot_name(name: str | ProviderName) -> str:
+    """The adapter (and `provider_keys.provider` namespace) serving a provider name: the simulator speaks kie."""
+    return "fal" if str(name) == ProviderName.fal.value else "kie"
+
+
+def provider_for_style(
+    settings: Settings, style_provider: str | None, style_model: str, *, default: str | None = None
+) -> tuple[str, str]:
+    """(provider, model) a job of this style uses: the style's provider, else `default` (the live provider), else
+    the configured one (the simulator stands in for kie); a kie model sent to fal becomes the configured fal
+    model."""
+    provider = slot_name(style_provider or default or settings.resolved_provider.value)
+    model = style_model
+    if provider == "fal" and spec_for(model).provider != "fal":
+        model = settings.fal_model
+    return provider, model
 
 
 @dataclass(frozen=True, slots=True)
