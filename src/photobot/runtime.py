@@ -19,6 +19,7 @@ from photobot.bus import Bus
 from photobot.db import Database
 from photobot.intake import ImageProcessor
 from photobot.net.fetcher import SafeFetcher
+from photobot.net.tls import client_context
 from photobot.settings import Settings
 from photobot.signing import GallerySigner, ReachProbe
 from photobot.storage import Storage, open_storage
@@ -37,7 +38,7 @@ class Runtime:
     images: ImageProcessor
     gallery_signer: GallerySigner
     reach_probe: ReachProbe
-    ssl_context: ssl.SSLContext = field(default_factory=httpx.create_ssl_context)
+    ssl_context: ssl.SSLContext = field(default_factory=client_context)
     redis: Redis | None = None
     draining: bool = False
 
@@ -56,7 +57,7 @@ class Runtime:
                     health_check_interval=30,
                 )
                 stack.push_async_callback(redis.aclose)
-            ssl_context = httpx.create_ssl_context()  # ~0.3 s to build: one per process, shared
+            ssl_context = client_context()  # one per process, shared by every client (net/tls.py)
             http = httpx.AsyncClient(
                 verify=ssl_context,
                 timeout=httpx.Timeout(settings.provider_timeout_s, connect=settings.provider_connect_timeout_s),

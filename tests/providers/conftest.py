@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
+from photobot.net.tls import client_context
 from photobot.providers.simulator import SimConfig, Simulator, start_server
 from photobot.settings import Settings
 from tests.support.providers import Aux, aux_app, provider_settings
@@ -52,7 +53,7 @@ def aux(_aux_session: Aux) -> Aux:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(verify=client_context()) as client:
         yield client
 
 

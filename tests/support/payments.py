@@ -22,6 +22,7 @@ from sqlmodel import col
 from photobot.app import create_app
 from photobot.db import Database
 from photobot.db.models import CreditLedger, Event, Purchase, User
+from photobot.net.tls import client_context
 from photobot.payments import packs
 from photobot.payments.simulator import MercadoPagoSimulator
 from photobot.services import access, accounts
@@ -72,7 +73,7 @@ class Shop:
 
     async def click(self, checkout_url: str, choice: str) -> httpx.Response:
         """What a buyer does: open the checkout page, press a button, land on our result page."""
-        async with httpx.AsyncClient(timeout=30, follow_redirects=True) as browser:
+        async with httpx.AsyncClient(timeout=30, follow_redirects=True, verify=client_context()) as browser:
             page = await browser.get(checkout_url)
             assert page.status_code == 200 and "Approve" in page.text and "Reject" in page.text
             origin = checkout_url.split("/checkout/", 1)[0]
@@ -81,20 +82,20 @@ class Shop:
 
     async def sim_pay(self, purchase_id: str, status: str = "approved", **extra: Any) -> dict[str, Any]:
         """A payment at the simulator for this purchase (as a click would make), optionally without notifying."""
-        async with httpx.AsyncClient(timeout=30) as c:
+        async with httpx.AsyncClient(timeout=30, verify=client_context()) as c:
             r = await c.post(f"{self.sim.url}/_sim/pay", json={"external_reference": purchase_id, "status": status,
                                                                **extra})  # fmt: skip
             assert r.status_code == 201, r.text
             return dict(r.json())
 
     async def sim_update(self, payment_id: int | str, status: str, **extra: Any) -> dict[str, Any]:
-        async with httpx.AsyncClient(timeout=30) as c:
+        async with httpx.AsyncClient(timeout=30, verify=client_context()) as c:
             r = await c.post(f"{self.sim.url}/_sim/payments/{payment_id}", json={"status": status, **extra})
             assert r.status_code == 200, r.text
             return dict(r.json())
 
     async def notifications(self) -> list[dict[str, Any]]:
-        async with httpx.AsyncClient(timeout=30) as c:
+        async with httpx.AsyncClient(timeout=30, verify=client_context()) as c:
             return list((await c.get(f"{self.sim.url}/_sim/notifications")).json())
 
     async def settle_notifications(self, count: int, timeout: float = 10.0) -> None:
@@ -162,6 +163,9 @@ async def open_shop(
         port = free_port()
         settings = shop_settings(make_settings, db, port, sim.url, **overrides)
         app = create_app(settings, run_dispatcher=run_dispatcher)
-        async with serve(app, port=port) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        async with (
+            serve(app, port=port) as base_url,
+            httpx.AsyncClient(base_url=base_url, timeout=30, verify=client_context()) as client,
+        ):
             yield Shop(base_url, client, db, settings, sim, seeded["event_id"], seeded["user_id"],
                        seeded["pack_id"], seeded["kiosk"], seeded["app"], seeded["admin"])  # fmt: skip

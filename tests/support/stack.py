@@ -36,6 +36,7 @@ from photobot.app import create_app
 from photobot.db import Database
 from photobot.db.audit import audit
 from photobot.db.models import Event, Job, JobState, Notification, WebhookEvent, utcnow
+from photobot.net.tls import client_context
 from photobot.providers.signatures import kie_signature
 from photobot.providers.simulator.config import SimConfig
 from photobot.providers.simulator.kie_api import callback_payload
@@ -345,7 +346,7 @@ async def open_stack(
         app = create_app(settings, run_dispatcher=run_dispatcher)
         async with (
             serve(app, port=port, **(serve_options or {})) as base_url,
-            httpx.AsyncClient(base_url=base_url, timeout=30) as client,
+            httpx.AsyncClient(base_url=base_url, timeout=30, verify=client_context()) as client,
         ):
             if reuse is None:  # the shipped styles' preview images, in this app's storage (as bootstrap does)
                 async with db.session() as session:

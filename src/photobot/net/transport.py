@@ -14,6 +14,7 @@ import httpcore
 import httpx
 
 from photobot.net.backend import PinnedBackend
+from photobot.net.tls import client_context
 
 
 class PinnedTransport(httpx.AsyncHTTPTransport):
@@ -27,7 +28,7 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
         limits: httpx.Limits | None = None,
     ) -> None:
         limits = limits or httpx.Limits(max_connections=50, max_keepalive_connections=10, keepalive_expiry=5)
-        context = ssl_context or httpx.create_ssl_context()
+        context = ssl_context or client_context()
         super().__init__(verify=context, trust_env=False, limits=limits)
         self.backend = backend
         self._pool = httpcore.AsyncConnectionPool(

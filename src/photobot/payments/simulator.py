@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from photobot.net.tls import client_context
 from photobot.payments.mercadopago import format_cents, to_cents
 from photobot.providers.simulator.runner import RunningServer, start_server
 from photobot.signing import mercadopago_signature
@@ -284,7 +285,7 @@ async def _notify(sim: SimState, payment: dict[str, Any], action: str) -> int | 
 def create_app(state: SimState) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=client_context()) as client:
             state.http = client
             try:
                 yield

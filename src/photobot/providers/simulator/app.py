@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 import photobot.providers.simulator.fal_api as fal_api
 import photobot.providers.simulator.kie_api as kie_api
+from photobot.net.tls import client_context
 from photobot.providers.simulator.config import SimConfig
 from photobot.providers.simulator.state import SimState
 
@@ -62,7 +63,7 @@ def create_app(config: SimConfig | None = None, *, state: SimState | None = None
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(follow_redirects=True) as client:
+        async with httpx.AsyncClient(follow_redirects=True, verify=client_context()) as client:
             sim.http = client
             try:
                 yield
