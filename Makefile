@@ -19,7 +19,7 @@ $(UV):
 # `install` writes the .pyc files once: where PYTHONDONTWRITEBYTECODE is set (containers, CI images) every
 # `photobot` command would otherwise compile SQLAlchemy & co. from source (`photobot --help` 4.5 s without, 1.6 s
 # with). `install-dev` does not: the suite's child processes keep their own bytecode cache (tests/support/processes.py),
-# so compiling the whole venv there costs a fresh clone ~15 s and saves nothing.
+# so compiling the whole venv there cost a fresh clone ~10 s and saved nothing (measured).
 install: $(UV)  ## .venv with the project and the `photobot` script (from uv.lock)
 	$(UV) sync --frozen --no-dev -q --compile-bytecode
 	$(BIN)/python -m compileall -q src

@@ -21,9 +21,8 @@ from PIL import Image
 from photobot.db.models import JobState
 from photobot.links import gallery_url
 from photobot.providers.simulator import SimConfig, Simulator
-from photobot.providers.simulator.kie_api import callback_payload
 from tests.support.browser import launch, screenshot_path, skip_without_chromium
-from tests.support.live import finished_task, submit
+from tests.support.live import deliver_callback, held_callbacks, submit
 from tests.support.stack import Stack, module_stack
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
@@ -60,9 +59,7 @@ async def browser() -> AsyncIterator[Any]:
 async def test_guest_page_shows_the_photo_when_it_is_ready_without_a_reload(
     live: Stack, sim: Simulator, browser: Any
 ) -> None:
-    sim.config.drop_rate = 1.0  # the test sends the callback itself
-    sim.state.tasks.clear()
-    try:
+    async with held_callbacks(sim):  # the test sends the callback itself
         job = await submit(live.client, live.kiosk_token)
         context = await browser.new_context(**PHONE)
         page = await context.new_page()
@@ -74,10 +71,7 @@ async def test_guest_page_shows_the_photo_when_it_is_ready_without_a_reload(
         await page.evaluate("window.__sameDocument = true")
         await page.screenshot(path=screenshot_path("guest-page-pending.png"))
 
-        task = await finished_task(sim)
-        callback = json.loads(task["param"])["callBackUrl"]
-        answer = await live.client.post(callback, json=callback_payload(sim.state, task))
-        assert answer.status_code == 200
+        await deliver_callback(live.client, sim)
 
         await page.wait_for_selector("#done:not([hidden])", timeout=10_000)
         await page.wait_for_function("() => document.getElementById('photo').naturalWidth > 0", timeout=10_000)
@@ -89,8 +83,6 @@ async def test_guest_page_shows_the_photo_when_it_is_ready_without_a_reload(
         await page.screenshot(path=screenshot_path("guest-page.png"), full_page=True)
         assert errors == []
         await context.close()
-    finally:
-        sim.config.drop_rate = 0.0
 
 
 async def test_kiosk_takes_a_photo_and_shows_the_qr_code(live: Stack, sim: Simulator, browser: Any) -> None:
@@ -172,9 +164,7 @@ async def test_live_wall_adds_a_new_photo_in_the_browser(live: Stack, browser: A
 
 async def test_without_server_sent_events_the_page_polls_the_json(live: Stack, sim: Simulator, browser: Any) -> None:
     # The page polls only while the job is unfinished: the test sends the callback itself once the page has polled.
-    sim.config.drop_rate = 1.0
-    sim.state.tasks.clear()
-    try:
+    async with held_callbacks(sim):
         job = await submit(live.client, live.kiosk_token)
         context = await browser.new_context(**PHONE)
         await context.add_init_script("delete window.EventSource;")
@@ -186,10 +176,7 @@ async def test_without_server_sent_events_the_page_polls_the_json(live: Stack, s
         assert (await first.value).status == 200
         assert await page.locator("#done").is_hidden()
 
-        task = await finished_task(sim)
-        callback = json.loads(task["param"])["callBackUrl"]
-        answer = await live.client.post(callback, json=callback_payload(sim.state, task))
-        assert answer.status_code == 200
+        await deliver_callback(live.client, sim)
 
         await page.wait_for_selector("#done:not([hidden])", timeout=15_000)
         await page.wait_for_function("() => document.getElementById('photo').naturalWidth > 0", timeout=10_000)
@@ -197,8 +184,6 @@ async def test_without_server_sent_events_the_page_polls_the_json(live: Stack, s
         assert len(polls) >= 2 and polls[-1] == 200
         assert not [url for url, _ in seen if url.endswith("/events")]
         await context.close()
-    finally:
-        sim.config.drop_rate = 0.0
 
 
 async def test_live_wall_drops_a_hidden_photo_and_adds_an_approved_one_without_a_reload(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 
 from photobot.providers.simulator import Simulator
+from photobot.providers.simulator.kie_api import callback_payload
 from tests.support.images import striped_png
 
 
@@ -47,3 +50,21 @@ async def finished_task(sim: Simulator, timeout: float = 10.0) -> dict[str, Any]
             if done:
                 return done[0]
             await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def held_callbacks(sim: Simulator) -> AsyncIterator[None]:
+    """The simulator finishes tasks but calls nobody back: the test decides when (`deliver_callback`)."""
+    sim.config.drop_rate = 1.0
+    sim.state.tasks.clear()
+    try:
+        yield
+    finally:
+        sim.config.drop_rate = 0.0
+
+
+async def deliver_callback(client: httpx.AsyncClient, sim: Simulator) -> None:
+    """Send the first finished task's callback to the URL our createTask gave, as kie.ai would."""
+    task = await finished_task(sim)
+    answer = await client.post(json.loads(task["param"])["callBackUrl"], json=callback_payload(sim.state, task))
+    assert answer.status_code == 200, answer.text
